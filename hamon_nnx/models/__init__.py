@@ -1,0 +1,3 @@
+from .base import Block as Block
+from .base import EnergyModel as EnergyModel
+from .ising import IsingModel as IsingModel

@@ -1,0 +1,182 @@
+"""The model contract shared by every discrete energy-based model.
+
+A state is one int8 vector per chain. Spins take the values -1/+1, binary
+units 0/1 and categorical (Potts) variables 0..q-1. A model may keep its
+variables in an *internal order* in which each block of conditionally
+independent variables is a contiguous slice; `to_internal` / `to_natural`
+convert between that order and the user's natural order.
+
+Public methods and their order conventions:
+
+* `energy(x)`: natural order, shape (..., n) -> (...) float32.
+* `block_logits(x, b)`: internal order, a single chain x of shape (n,);
+  returns the conditional logits of block b at beta = 1: shape (m,) for
+  spins (log P(+1)/P(-1)) and binary units (log P(1)/P(0)), (m, q) for
+  categorical variables.
+* `internal_energy(x)`: internal order; what samplers call.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+SPIN = "spin"
+BINARY = "binary"
+CATEGORICAL = "categorical"
+KINDS = (SPIN, BINARY, CATEGORICAL)
+
+
+class Block(NamedTuple):
+    """A contiguous slice `[start, stop)` of the internal state.
+
+    All variables of a block share one `kind` ("spin", "binary" or
+    "categorical") and number of states `q`, and are conditionally
+    independent given the rest of the state.
+    """
+
+    start: int
+    stop: int
+    kind: str
+    q: int
+
+    @property
+    def slice(self) -> slice:
+        return slice(self.start, self.stop)
+
+    @property
+    def size(self) -> int:
+        return self.stop - self.start
+
+
+class Structure(nnx.Variable):
+    """Non-trainable model data (neighbour tables, permutations).
+
+    A separate Variable type so that `nnx.Optimizer(..., wrt=nnx.Param)`
+    leaves it alone while it still travels through `jax.jit` as an array.
+    """
+
+
+def kind_values(kind: str, q: int) -> np.ndarray:
+    """The values a variable of this kind takes, in increasing order."""
+    if kind == SPIN:
+        return np.array([-1, 1], dtype=np.int8)
+    if kind == BINARY:
+        return np.array([0, 1], dtype=np.int8)
+    if kind == CATEGORICAL:
+        return np.arange(q, dtype=np.int8)
+    raise ValueError(f"unknown variable kind {kind!r}; expected one of {KINDS}")
+
+
+class EnergyModel(nnx.Module):
+    """Base class of every discrete EBM in hamon-nnx.
+
+    Subclasses set `n_variables` and `blocks` (static) and implement
+    `energy` and `block_logits`. The default internal order is the natural
+    order; models that reorder override `to_internal` and `to_natural`.
+    A model may also provide `gibbs_sweep(key, x, beta, keep)`, a faster
+    sweep with the same stationary distribution (dense models use it).
+    """
+
+    n_variables: int
+    blocks: tuple[Block, ...]
+
+    # -- order -------------------------------------------------------------
+    def to_internal(self, x: jax.Array) -> jax.Array:
+        """Natural order (..., n) -> internal order (..., n)."""
+        return x
+
+    def to_natural(self, x: jax.Array) -> jax.Array:
+        """Internal order (..., n) -> natural order (..., n)."""
+        return x
+
+    # -- energies ------------------------------------------------------------
+    def energy(self, x: jax.Array) -> jax.Array:
+        """Energy at beta = 1 of natural-order states x of shape (..., n)."""
+        raise NotImplementedError
+
+    def internal_energy(self, x: jax.Array) -> jax.Array:
+        """Energy of internal-order states; samplers call this."""
+        return self.energy(self.to_natural(x))
+
+    def block_logits(self, x: jax.Array, b: int) -> jax.Array:
+        """Conditional logits of block `b` given the internal state `x` (n,)."""
+        raise NotImplementedError
+
+    # -- variables -----------------------------------------------------------
+    def variable_kinds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per variable, in natural order: (kind index into KINDS, q)."""
+        kind = np.empty(self.n_variables, dtype=np.int8)
+        q = np.empty(self.n_variables, dtype=np.int32)
+        for blk in self.blocks:
+            kind[blk.start : blk.stop] = KINDS.index(blk.kind)
+            q[blk.start : blk.stop] = blk.q
+        nat_kind = np.asarray(self.to_natural(jnp.asarray(kind)))
+        nat_q = np.asarray(self.to_natural(jnp.asarray(q)))
+        return nat_kind, nat_q
+
+    def variable_values(self) -> list[np.ndarray]:
+        """The allowed values of every variable, in natural order."""
+        kinds, qs = self.variable_kinds()
+        return [kind_values(KINDS[k], int(q)) for k, q in zip(kinds, qs)]
+
+    def variable_values_first(self) -> np.ndarray:
+        """The smallest allowed value of every variable, in natural order."""
+        kinds, _ = self.variable_kinds()
+        return np.where(kinds == KINDS.index(SPIN), -1, 0).astype(np.int8)
+
+    def validate_state(self, x, name: str = "x") -> jax.Array:
+        """Check shape, dtype and values of natural-order states; return int8.
+
+        Raises:
+            ValueError: wrong trailing dimension, non-integer values or a
+                value outside a variable's domain (the first offender is named).
+        """
+        arr = np.asarray(x)
+        if arr.ndim == 0 or arr.shape[-1] != self.n_variables:
+            raise ValueError(
+                f"{name} must have shape (..., {self.n_variables}) for this "
+                f"{type(self).__name__}, got shape {arr.shape}"
+            )
+        if not (np.issubdtype(arr.dtype, np.integer) or arr.dtype == np.bool_):
+            if np.issubdtype(arr.dtype, np.floating):
+                if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
+                    raise ValueError(f"{name} must hold integer values, got non-integers")
+            else:
+                raise TypeError(f"{name} must be an integer array, got dtype {arr.dtype}")
+        kinds, qs = self.variable_kinds()
+        flat = arr.reshape(-1, self.n_variables)
+        lo = np.where(kinds == KINDS.index(SPIN), -1, 0)
+        hi = np.where(kinds == KINDS.index(SPIN), 1, np.where(kinds == KINDS.index(BINARY), 1, qs - 1))
+        bad = (flat < lo) | (flat > hi) | ((kinds == KINDS.index(SPIN)) & (flat == 0))
+        if bad.any():
+            row, col = np.argwhere(bad)[0]
+            kind = KINDS[kinds[col]]
+            allowed = {SPIN: "-1 or +1", BINARY: "0 or 1"}.get(kind, f"0..{qs[col] - 1}")
+            raise ValueError(
+                f"{name}: value {flat[row, col]} at variable {col} (state {row}) is outside "
+                f"the {kind} domain ({allowed})"
+            )
+        return jnp.asarray(arr.astype(np.int8))
+
+
+def check_finite(name: str, value) -> np.ndarray:
+    """Return `value` as a float32 numpy array, or raise if it holds NaN/inf."""
+    arr = np.asarray(value, dtype=np.float32) if not isinstance(value, jax.core.Tracer) else value
+    if isinstance(arr, np.ndarray) and not np.all(np.isfinite(arr)):
+        idx = np.argwhere(~np.isfinite(arr))[0]
+        raise ValueError(f"{name} holds a non-finite value at index {tuple(int(i) for i in idx)}")
+    return arr
+
+
+def check_params_finite(model: nnx.Module) -> None:
+    """Raise ValueError naming the first nnx.Param holding NaN or inf."""
+    for path, value in nnx.to_flat_state(nnx.state(model, nnx.Param)):
+        arr = np.asarray(value.get_value() if hasattr(value, "get_value") else value.value)
+        if not np.all(np.isfinite(arr)):
+            name = ".".join(str(p) for p in path)
+            raise ValueError(f"model parameter {name!r} holds NaN or inf; cannot sample")

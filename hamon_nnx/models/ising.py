@@ -1,0 +1,272 @@
+"""Ising models: E(s) = -sum_(ij) J_ij s_i s_j - sum_i h_i s_i, s in {-1, +1}.
+
+Three layouts behind one class:
+
+* `IsingModel.lattice` - hypercubic 1-D/2-D/3-D lattices. With every size
+  even, the two checkerboard sublattices are stored one after the other and
+  neighbour sums are array shifts (no gathers): the fast path.
+  Other sizes fall back to the sparse layout.
+* `IsingModel.from_edges` - any sparse graph, coloured once at construction,
+  neighbour sums through padded neighbour tables.
+* `IsingModel.dense` - fully connected (SK): updated site by site with
+  incrementally maintained local fields.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+from jax import lax
+
+from ..core import graph
+from .base import SPIN, Block, EnergyModel, Structure, check_finite
+
+
+def _scalar_or_array(name: str, value, shape: tuple[int, ...]) -> np.ndarray:
+    arr = check_finite(name, 0.0 if value is None else value)
+    if arr.ndim != 0 and arr.shape != shape:
+        raise ValueError(f"{name} must be a scalar or have shape {shape}, got {arr.shape}")
+    return arr
+
+
+class IsingModel(EnergyModel):
+    """Ising model on spins -1/+1. Build it with a constructor classmethod.
+
+    Example:
+        >>> import jax, hamon_nnx as hn
+        >>> m = hn.IsingModel.lattice((8, 8), coupling=1.0, field=0.0)
+        >>> s = hn.sample(m, jax.random.key(0), n_samples=10, n_chains=2)
+        >>> s.shape
+        (2, 10, 64)
+    """
+
+    @staticmethod
+    def lattice(shape, coupling=1.0, field=0.0, periodic: bool = True) -> IsingModel:
+        """A hypercubic lattice in 1, 2 or 3 dimensions.
+
+        Args:
+            shape: lattice sizes, e.g. (64, 64); sites are numbered row-major.
+            coupling: J, a scalar or one value per axis (shape (d,)).
+            field: h, a scalar or one value per site (shape `shape`).
+            periodic: periodic (torus) or open boundaries.
+        """
+        shape = graph.validate_lattice_shape(shape, periodic)
+        coupling = _scalar_or_array("coupling", coupling, (len(shape),))
+        field = _scalar_or_array("field", field, shape)
+        if all(s % 2 == 0 for s in shape):
+            return LatticeIsing(shape, coupling, field, periodic)
+        edges, axis = graph.lattice_edges(shape, periodic)
+        colours = graph.checkerboard_colouring(shape)
+        if not graph.is_proper_colouring(edges, colours):
+            colours = graph.greedy_colouring(len(colours), edges)
+        couplings = np.broadcast_to(coupling, (len(shape),))[axis]
+        fields = np.broadcast_to(field, shape).ravel()
+        return SparseIsing(int(np.prod(shape)), edges, couplings, fields, colours=colours)
+
+    @staticmethod
+    def from_edges(n: int, edges, couplings=1.0, fields=0.0) -> IsingModel:
+        """Any sparse graph: `edges` (E, 2), couplings (E,) or scalar, fields (n,) or scalar."""
+        edges = graph.validate_edges(n, edges)
+        couplings = _scalar_or_array("couplings", couplings, (len(edges),))
+        fields = _scalar_or_array("fields", fields, (int(n),))
+        return SparseIsing(
+            int(n),
+            edges,
+            np.broadcast_to(couplings, (len(edges),)),
+            np.broadcast_to(fields, (int(n),)),
+        )
+
+    @staticmethod
+    def dense(J, h=None) -> IsingModel:
+        """Fully connected: symmetric J (n, n) with zero diagonal, fields h (n,)."""
+        J = check_finite("J", J)
+        if J.ndim != 2 or J.shape[0] != J.shape[1]:
+            raise ValueError(f"J must be a square (n, n) matrix, got shape {J.shape}")
+        if not np.allclose(J, J.T, atol=1e-6):
+            i, j = np.argwhere(~np.isclose(J, J.T, atol=1e-6))[0]
+            raise ValueError(f"J must be symmetric; J[{i},{j}] = {J[i, j]} != J[{j},{i}] = {J[j, i]}")
+        if np.any(np.diag(J) != 0):
+            raise ValueError("J must have a zero diagonal (a self-coupling only shifts the energy)")
+        h = _scalar_or_array("h", h, (J.shape[0],))
+        return DenseIsing(J, np.broadcast_to(h, (J.shape[0],)))
+
+
+class LatticeIsing(IsingModel):
+    """Hypercubic lattice with even sizes: checkerboard sublattices, shift-based."""
+
+    def __init__(self, shape, coupling, field, periodic: bool):
+        self.shape = tuple(int(s) for s in shape)
+        self.periodic = bool(periodic)
+        self.coupling = nnx.Param(jnp.asarray(coupling, jnp.float32))
+        self.field = nnx.Param(jnp.asarray(field, jnp.float32))
+        n = int(np.prod(self.shape))
+        self.n_variables = n
+        self.blocks = (Block(0, n // 2, SPIN, 2), Block(n // 2, n, SPIN, 2))
+        self.sub_shape = (*self.shape[:-1], self.shape[-1] // 2)
+
+    # parity of the coordinates other than the last; black sites of a row sit
+    # at last coordinate 2k + parity, white ones at 2k + 1 - parity
+    def _row_parity(self) -> np.ndarray:
+        rows = self.shape[:-1]
+        if not rows:
+            return np.zeros((1,), dtype=bool)
+        return (np.indices(rows).sum(axis=0) % 2 == 1)[..., None]
+
+    def to_internal(self, x):
+        lead = x.shape[:-1]
+        pairs = x.reshape(*lead, *self.sub_shape, 2)
+        p = self._row_parity()
+        black = jnp.where(p, pairs[..., 1], pairs[..., 0])
+        white = jnp.where(p, pairs[..., 0], pairs[..., 1])
+        return jnp.concatenate(
+            [black.reshape(*lead, -1), white.reshape(*lead, -1)], axis=-1
+        )
+
+    def to_natural(self, x):
+        lead = x.shape[:-1]
+        half = self.n_variables // 2
+        black = x[..., :half].reshape(*lead, *self.sub_shape)
+        white = x[..., half:].reshape(*lead, *self.sub_shape)
+        p = self._row_parity()
+        even = jnp.where(p, white, black)
+        odd = jnp.where(p, black, white)
+        return jnp.stack([even, odd], axis=-1).reshape(*lead, self.n_variables)
+
+    def _shift(self, o, step: int, axis: int):
+        """o[k - step] along `axis` (step = +1: previous site), zero past open edges."""
+        rolled = jnp.roll(o, step, axis=axis)
+        if self.periodic:
+            return rolled
+        size = o.shape[axis]
+        idx = np.arange(size)
+        valid = (idx >= step) & (idx < size + step)
+        shape = [1] * o.ndim
+        shape[axis] = size
+        return jnp.where(valid.reshape(shape), rolled, 0.0)
+
+    def _couplings(self):
+        return jnp.broadcast_to(self.coupling[...], (len(self.shape),))
+
+    def block_logits(self, x, b):
+        half = self.n_variables // 2
+        other = x[half:] if b == 0 else x[:half]
+        o = other.reshape(self.sub_shape).astype(jnp.float32)
+        J = self._couplings()
+        d = len(self.shape)
+        local = jnp.zeros(self.sub_shape, jnp.float32)
+        for a in range(d - 1):
+            local = local + J[a] * (self._shift(o, 1, a) + self._shift(o, -1, a))
+        # along the last axis one neighbour has the same k, the other k -/+ 1
+        forward = self._row_parity() ^ bool(b)
+        last = d - 1
+        local = local + J[last] * (
+            o + jnp.where(forward, self._shift(o, -1, last), self._shift(o, 1, last))
+        )
+        h = self.field[...]
+        if h.ndim:
+            h = self.to_internal(h.reshape(-1))[self.blocks[b].slice].reshape(self.sub_shape)
+        return (2.0 * (local + h)).reshape(-1)
+
+    def energy(self, x):
+        s = jnp.asarray(x).astype(jnp.float32)
+        lead = s.shape[:-1]
+        s = s.reshape(*lead, *self.shape)
+        J = self._couplings()
+        d = len(self.shape)
+        e = jnp.zeros(lead, jnp.float32)
+        axes = tuple(range(-d, 0))
+        for a in range(d):
+            ax = a - d
+            if self.periodic:
+                bonds = s * jnp.roll(s, -1, axis=ax)
+            else:
+                n_a = self.shape[a]
+                bonds = lax.slice_in_dim(s, 0, n_a - 1, axis=ax) * lax.slice_in_dim(
+                    s, 1, n_a, axis=ax
+                )
+            e = e - J[a] * jnp.sum(bonds, axis=axes)
+        return e - jnp.sum(self.field[...] * s, axis=axes)
+
+
+class SparseIsing(IsingModel):
+    """Any sparse graph, coloured once; neighbour sums through padded tables."""
+
+    def __init__(self, n, edges, couplings, fields, colours=None):
+        edges = np.asarray(edges, dtype=np.int64)
+        if colours is None:
+            colours = graph.greedy_colouring(n, edges)
+        tables = graph.neighbour_tables(n, edges, np.asarray(colours))
+        self.n_variables = int(n)
+        self.blocks = tuple(
+            Block(a, b, SPIN, 2) for a, b in zip(tables.offsets[:-1], tables.offsets[1:])
+        )
+        self.coupling = nnx.Param(jnp.asarray(couplings, jnp.float32).reshape(len(edges)))
+        self.field = nnx.Param(jnp.asarray(fields, jnp.float32).reshape(n))
+        self.edges = Structure(jnp.asarray(edges, jnp.int32).reshape(-1, 2))
+        self.order = Structure(jnp.asarray(tables.order))
+        self.position = Structure(jnp.asarray(np.argsort(tables.order).astype(np.int32)))
+        self.neighbour = Structure(jnp.asarray(tables.neighbour))
+        self.edge_id = Structure(jnp.asarray(tables.edge_id))
+
+    def to_internal(self, x):
+        return jnp.take(x, self.order[...], axis=-1)
+
+    def to_natural(self, x):
+        return jnp.take(x, self.position[...], axis=-1)
+
+    def block_logits(self, x, b):
+        rows = self.blocks[b].slice
+        neighbours = x[self.neighbour[rows]].astype(jnp.float32)
+        J = jnp.concatenate([self.coupling[...], jnp.zeros((1,), jnp.float32)])
+        local = jnp.sum(J[self.edge_id[rows]] * neighbours, axis=-1)
+        h = self.field[...][self.order[rows]]
+        return 2.0 * (local + h)
+
+    def energy(self, x):
+        s = jnp.asarray(x).astype(jnp.float32)
+        e = self.edges[...]
+        pair = jnp.take(s, e[:, 0], axis=-1) * jnp.take(s, e[:, 1], axis=-1)
+        return -pair @ self.coupling[...] - s @ self.field[...]
+
+
+class DenseIsing(IsingModel):
+    """Fully connected (SK): site-by-site sweeps with incremental local fields."""
+
+    def __init__(self, J, h):
+        n = int(J.shape[0])
+        self.n_variables = n
+        self.blocks = tuple(Block(i, i + 1, SPIN, 2) for i in range(n))
+        self.coupling = nnx.Param(jnp.asarray(J, jnp.float32))
+        self.field = nnx.Param(jnp.asarray(h, jnp.float32).reshape(n))
+
+    def _J(self):
+        # symmetric with zero diagonal whatever training did to the raw matrix
+        J = self.coupling[...]
+        return 0.5 * (J + J.T) * (1.0 - jnp.eye(self.n_variables, dtype=J.dtype))
+
+    def energy(self, x):
+        s = jnp.asarray(x).astype(jnp.float32)
+        return -0.5 * jnp.einsum("...i,ij,...j->...", s, self._J(), s) - s @ self.field[...]
+
+    def block_logits(self, x, b):
+        s = x.astype(jnp.float32)
+        return 2.0 * (self._J()[b] @ s + self.field[...][b])[None]
+
+    def gibbs_sweep(self, key, x, beta, keep):
+        J = self._J()
+        u = jax.random.uniform(key, (self.n_variables,), dtype=jnp.float32)
+        local = J @ x.astype(jnp.float32) + self.field[...]
+
+        def site(i, carry):
+            x, local = carry
+            up = u[i] < jax.nn.sigmoid(2.0 * beta * local[i])
+            new = jnp.where(up, jnp.int8(1), jnp.int8(-1))
+            if keep is not None:
+                new = jnp.where(keep[i], x[i], new)
+            delta = (new - x[i]).astype(jnp.float32)
+            return x.at[i].set(new), local + J[:, i] * delta
+
+        x, _ = lax.fori_loop(0, self.n_variables, site, (x, local))
+        return x
