@@ -1,3 +1,4 @@
 from .base import Block as Block
 from .base import EnergyModel as EnergyModel
 from .ising import IsingModel as IsingModel
+from .rbm import RBM as RBM

@@ -1,0 +1,98 @@
+"""Bernoulli restricted Boltzmann machine.
+
+E(v, h) = -v^T W h - b^T v - c^T h with v, h in {0, 1}. The state vector in
+natural (and internal) order is the visible units, then the hidden units:
+two blocks, each one matrix product away from its conditional.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from .base import BINARY, Block, EnergyModel, check_finite
+
+
+class RBM(EnergyModel):
+    """A Bernoulli-Bernoulli RBM with weights `W` (n_visible, n_hidden).
+
+    Args:
+        n_visible: number of visible units.
+        n_hidden: number of hidden units.
+        rngs: `nnx.Rngs` for the weight initialisation (keyword-only).
+        init_scale: standard deviation of the Gaussian initial weights.
+
+    Example:
+        >>> import jax, hamon_nnx as hn
+        >>> from flax import nnx
+        >>> rbm = hn.RBM(n_visible=6, n_hidden=3, rngs=nnx.Rngs(0))
+        >>> v = jax.numpy.zeros((2, 6), dtype="int8")
+        >>> rbm.free_energy(v).shape
+        (2,)
+    """
+
+    def __init__(self, n_visible: int, n_hidden: int, *, rngs: nnx.Rngs, init_scale: float = 0.01):
+        for name, value in (("n_visible", n_visible), ("n_hidden", n_hidden)):
+            if isinstance(value, bool) or int(value) != value or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not np.isfinite(init_scale) or init_scale < 0:
+            raise ValueError(f"init_scale must be finite and >= 0, got {init_scale!r}")
+        self.n_visible = int(n_visible)
+        self.n_hidden = int(n_hidden)
+        self.n_variables = self.n_visible + self.n_hidden
+        self.blocks = (
+            Block(0, self.n_visible, BINARY, 2),
+            Block(self.n_visible, self.n_variables, BINARY, 2),
+        )
+        w = init_scale * jax.random.normal(rngs.params(), (self.n_visible, self.n_hidden))
+        self.W = nnx.Param(w.astype(jnp.float32))
+        self.visible_bias = nnx.Param(jnp.zeros((self.n_visible,), jnp.float32))
+        self.hidden_bias = nnx.Param(jnp.zeros((self.n_hidden,), jnp.float32))
+
+    @classmethod
+    def from_params(cls, W, visible_bias=None, hidden_bias=None) -> RBM:
+        """An RBM with the given weights (n_visible, n_hidden) and biases."""
+        W = check_finite("W", W)
+        if W.ndim != 2:
+            raise ValueError(f"W must have shape (n_visible, n_hidden), got {W.shape}")
+        nv, nh = W.shape
+        model = cls(nv, nh, rngs=nnx.Rngs(0), init_scale=0.0)
+        model.W[...] = jnp.asarray(W)
+        for name, value, size in (("visible_bias", visible_bias, nv), ("hidden_bias", hidden_bias, nh)):
+            if value is not None:
+                arr = check_finite(name, value)
+                if arr.shape != (size,):
+                    raise ValueError(f"{name} must have shape ({size},), got {arr.shape}")
+                getattr(model, name)[...] = jnp.asarray(arr)
+        return model
+
+    def split(self, x):
+        """(visible, hidden) parts of states (..., n_visible + n_hidden)."""
+        return x[..., : self.n_visible], x[..., self.n_visible :]
+
+    def energy(self, x):
+        v, h = self.split(jnp.asarray(x).astype(jnp.float32))
+        return -jnp.sum((v @ self.W[...]) * h, axis=-1) - v @ self.visible_bias[...] - h @ self.hidden_bias[...]
+
+    def free_energy(self, v):
+        """F(v) = -log sum_h exp(-E(v, h)) = -b.v - sum_j softplus(c_j + (v W)_j)."""
+        v = jnp.asarray(v).astype(jnp.float32)
+        if v.shape[-1] != self.n_visible:
+            raise ValueError(f"v must have shape (..., {self.n_visible}), got {v.shape}")
+        return -v @ self.visible_bias[...] - jnp.sum(
+            jax.nn.softplus(v @ self.W[...] + self.hidden_bias[...]), axis=-1
+        )
+
+    def hidden_logits(self, v):
+        """Logits of P(h_j = 1 | v), shape (..., n_hidden)."""
+        return jnp.asarray(v).astype(jnp.float32) @ self.W[...] + self.hidden_bias[...]
+
+    def visible_logits(self, h):
+        """Logits of P(v_i = 1 | h), shape (..., n_visible)."""
+        return jnp.asarray(h).astype(jnp.float32) @ self.W[...].T + self.visible_bias[...]
+
+    def block_logits(self, x, b):
+        v, h = self.split(x)
+        return self.visible_logits(h) if b == 0 else self.hidden_logits(v)
