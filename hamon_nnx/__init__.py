@@ -4,6 +4,7 @@ from . import exact as exact
 from .models import Block as Block
 from .models import EnergyModel as EnergyModel
 from .models import IsingModel as IsingModel
+from .models import PottsModel as PottsModel
 from .models import RBM as RBM
 from .sampling import sample as sample
 

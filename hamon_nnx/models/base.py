@@ -180,3 +180,45 @@ def check_params_finite(model: nnx.Module) -> None:
         if not np.all(np.isfinite(arr)):
             name = ".".join(str(p) for p in path)
             raise ValueError(f"model parameter {name!r} holds NaN or inf; cannot sample")
+
+
+class GraphLayout:
+    """Mixin: a coloured sparse graph with padded neighbour tables.
+
+    Sets `n_variables`, `blocks` (one per colour), the `edges` (natural
+    indices) and the tables that `to_internal` / `to_natural` and the
+    subclasses' `block_logits` use. Sites of one colour are contiguous.
+    """
+
+    def _init_layout(self, n: int, edges: np.ndarray, colours, kind: str, q: int) -> None:
+        from ..core import graph
+
+        edges = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
+        if colours is None:
+            colours = graph.greedy_colouring(n, edges)
+        tables = graph.neighbour_tables(n, edges, np.asarray(colours))
+        self.n_variables = int(n)
+        self.blocks = tuple(
+            Block(a, b, kind, q) for a, b in zip(tables.offsets[:-1], tables.offsets[1:])
+        )
+        self.edges = Structure(jnp.asarray(edges, jnp.int32))
+        self.order = Structure(jnp.asarray(tables.order))
+        self.position = Structure(jnp.asarray(np.argsort(tables.order).astype(np.int32)))
+        self.neighbour = Structure(jnp.asarray(tables.neighbour))
+        self.edge_id = Structure(jnp.asarray(tables.edge_id))
+        self.side = Structure(jnp.asarray(tables.side))
+
+    @property
+    def n_edges(self) -> int:
+        return int(self.edges.shape[0])
+
+    def to_internal(self, x):
+        return jnp.take(x, self.order[...], axis=-1)
+
+    def to_natural(self, x):
+        return jnp.take(x, self.position[...], axis=-1)
+
+    def _neighbours(self, x, b: int):
+        """Neighbour values (m, dmax) and edge ids (m, dmax) of block b."""
+        rows = self.blocks[b].slice
+        return x[self.neighbour[rows]], self.edge_id[rows]

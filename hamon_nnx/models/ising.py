@@ -21,7 +21,7 @@ from flax import nnx
 from jax import lax
 
 from ..core import graph
-from .base import SPIN, Block, EnergyModel, Structure, check_finite
+from .base import SPIN, Block, EnergyModel, GraphLayout, check_finite
 
 
 def _scalar_or_array(name: str, value, shape: tuple[int, ...]) -> np.ndarray:
@@ -190,38 +190,19 @@ class LatticeIsing(IsingModel):
         return e - jnp.sum(self.field[...] * s, axis=axes)
 
 
-class SparseIsing(IsingModel):
+class SparseIsing(GraphLayout, IsingModel):
     """Any sparse graph, coloured once; neighbour sums through padded tables."""
 
     def __init__(self, n, edges, couplings, fields, colours=None):
-        edges = np.asarray(edges, dtype=np.int64)
-        if colours is None:
-            colours = graph.greedy_colouring(n, edges)
-        tables = graph.neighbour_tables(n, edges, np.asarray(colours))
-        self.n_variables = int(n)
-        self.blocks = tuple(
-            Block(a, b, SPIN, 2) for a, b in zip(tables.offsets[:-1], tables.offsets[1:])
-        )
-        self.coupling = nnx.Param(jnp.asarray(couplings, jnp.float32).reshape(len(edges)))
+        self._init_layout(n, edges, colours, SPIN, 2)
+        self.coupling = nnx.Param(jnp.asarray(couplings, jnp.float32).reshape(self.n_edges))
         self.field = nnx.Param(jnp.asarray(fields, jnp.float32).reshape(n))
-        self.edges = Structure(jnp.asarray(edges, jnp.int32).reshape(-1, 2))
-        self.order = Structure(jnp.asarray(tables.order))
-        self.position = Structure(jnp.asarray(np.argsort(tables.order).astype(np.int32)))
-        self.neighbour = Structure(jnp.asarray(tables.neighbour))
-        self.edge_id = Structure(jnp.asarray(tables.edge_id))
-
-    def to_internal(self, x):
-        return jnp.take(x, self.order[...], axis=-1)
-
-    def to_natural(self, x):
-        return jnp.take(x, self.position[...], axis=-1)
 
     def block_logits(self, x, b):
-        rows = self.blocks[b].slice
-        neighbours = x[self.neighbour[rows]].astype(jnp.float32)
+        neighbours, edge_id = self._neighbours(x, b)
         J = jnp.concatenate([self.coupling[...], jnp.zeros((1,), jnp.float32)])
-        local = jnp.sum(J[self.edge_id[rows]] * neighbours, axis=-1)
-        h = self.field[...][self.order[rows]]
+        local = jnp.sum(J[edge_id] * neighbours.astype(jnp.float32), axis=-1)
+        h = self.field[...][self.order[self.blocks[b].slice]]
         return 2.0 * (local + h)
 
     def energy(self, x):
