@@ -83,18 +83,16 @@ def _sample_program(
     model = nnx.merge(graphdef, state)
     n_chains = beta.shape[0]
     init_key, run_key = jax.random.split(key)
-    keys = gibbs.chain_keys(run_key, n_chains)
     if has_init:
         x = model.to_internal(init)
     else:
-        init_keys = gibbs.chain_keys(init_key, n_chains)
-        x = jax.vmap(lambda k: gibbs.random_state(k, model.blocks, model.n_variables))(init_keys)
+        x = gibbs.random_states(init_key, model.blocks, n_chains)
     clamp = None
     if has_clamp:
         x = jnp.where(clamp_mask, clamp_values, x)
         clamp = gibbs.Clamp(clamp_mask)
     draws = gibbs.run_chains(
-        model, keys, x, beta, n_warmup=n_warmup, n_samples=n_samples, thin=thin, clamp=clamp
+        model, run_key, x, beta, n_warmup=n_warmup, n_samples=n_samples, thin=thin, clamp=clamp
     )
     return model.to_natural(draws)
 
