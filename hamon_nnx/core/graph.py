@@ -34,19 +34,19 @@ def validate_edges(n: int, edges) -> np.ndarray:
     if len(bad):
         e = bad[0][0]
         raise ValueError(
-            f"edge {e} = {tuple(arr[e])} references a node outside 0..{n - 1} (n = {n})"
+            f"edge {e} = {tuple(arr[e].tolist())} references a node outside 0..{n - 1} (n = {n})"
         )
     loops = np.flatnonzero(arr[:, 0] == arr[:, 1])
     if len(loops):
         e = loops[0]
-        raise ValueError(f"edge {e} = {tuple(arr[e])} is a self-loop")
+        raise ValueError(f"edge {e} = {tuple(arr[e].tolist())} is a self-loop")
     key = np.sort(arr, axis=1)
     _, first, counts = np.unique(key, axis=0, return_index=True, return_counts=True)
     if np.any(counts > 1):
         dup = key[first[np.argmax(counts > 1)]]
         idx = np.flatnonzero(np.all(key == dup, axis=1))
         raise ValueError(
-            f"edge {tuple(dup)} is repeated (edges {idx.tolist()}); merge the couplings instead"
+            f"edge {tuple(dup.tolist())} is repeated (edges {idx.tolist()}); merge the couplings instead"
         )
     return arr
 
@@ -55,9 +55,11 @@ def validate_lattice_shape(shape, periodic: bool) -> tuple[int, ...]:
     """Check a hypercubic lattice shape: 1 to 3 axes, sizes >= 2 (>= 3 if periodic)."""
     if isinstance(shape, (int, np.integer)):
         shape = (int(shape),)
+    if isinstance(shape, str):
+        raise ValueError(f"lattice shape must be a tuple of ints, got {shape!r}")
     try:
         shape = tuple(int(s) for s in shape)
-    except TypeError as err:
+    except (TypeError, ValueError) as err:
         raise ValueError(f"lattice shape must be a tuple of ints, got {shape!r}") from err
     if not 1 <= len(shape) <= 3:
         raise ValueError(f"lattice shape must have 1, 2 or 3 axes, got {len(shape)}: {shape}")
