@@ -1,11 +1,11 @@
 """hamon-nnx: trainable discrete energy-based models in Flax NNX."""
 
 from . import exact as exact
+from .models import RBM as RBM
 from .models import Block as Block
 from .models import EnergyModel as EnergyModel
 from .models import IsingModel as IsingModel
 from .models import PottsModel as PottsModel
-from .models import RBM as RBM
 from .sampling import sample as sample
 
 __version__ = "0.1.0"

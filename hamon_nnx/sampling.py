@@ -24,7 +24,9 @@ def _check_count(name: str, value, minimum: int) -> int:
 
 def _check_key(key) -> jax.Array:
     if not isinstance(key, jax.Array):
-        raise TypeError(f"key must be a JAX PRNG key (jax.random.key(seed)), got {type(key).__name__}")
+        raise TypeError(
+            f"key must be a JAX PRNG key (jax.random.key(seed)), got {type(key).__name__}"
+        )
     if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
         if key.shape != ():
             raise ValueError(f"key must be a single PRNG key, got shape {key.shape}")
@@ -39,7 +41,9 @@ def _check_beta(beta, n_chains: int) -> jax.Array:
     if arr.ndim == 0:
         arr = np.full((n_chains,), float(arr))
     if arr.shape != (n_chains,):
-        raise ValueError(f"beta must be a scalar or have shape (n_chains,) = ({n_chains},), got {arr.shape}")
+        raise ValueError(
+            f"beta must be a scalar or have shape (n_chains,) = ({n_chains},), got {arr.shape}"
+        )
     if not np.all(np.isfinite(arr)) or np.any(arr < 0):
         raise ValueError(f"beta must be finite and >= 0, got {arr.tolist()[:8]}")
     return jnp.asarray(arr, jnp.float32)
@@ -76,7 +80,19 @@ def check_clamp(model: EnergyModel, clamp) -> tuple[jax.Array, jax.Array] | None
     static_argnames=("graphdef", "n_samples", "n_warmup", "thin", "has_init", "has_clamp"),
 )
 def _sample_program(
-    graphdef, state, key, beta, init, clamp_mask, clamp_values, *, n_samples, n_warmup, thin, has_init, has_clamp
+    graphdef,
+    state,
+    key,
+    beta,
+    init,
+    clamp_mask,
+    clamp_values,
+    *,
+    n_samples,
+    n_warmup,
+    thin,
+    has_init,
+    has_clamp,
 ):
     global TRACE_COUNT
     TRACE_COUNT += 1

@@ -84,7 +84,9 @@ def test_potts_q3_lattice_delta_coupling(key):
 def test_potts_q4_matrix_couplings(key):
     g = rng(4)
     edges = np.array([(0, 1), (1, 2), (2, 3), (3, 4), (4, 5), (5, 6), (6, 0), (0, 3), (2, 5)])
-    m = hn.PottsModel.from_edges(7, 4, edges, 0.5 * g.normal(size=(9, 4, 4)), 0.3 * g.normal(size=(7, 4)))
+    m = hn.PottsModel.from_edges(
+        7, 4, edges, 0.5 * g.normal(size=(9, 4, 4)), 0.3 * g.normal(size=(7, 4))
+    )
     check_against_exact(m, key)
 
 
@@ -112,9 +114,7 @@ def test_rbm_clamped_matches_exact_conditional(key):
     states, probs = hn.exact.probabilities(m)
     keep = np.all(states[:, mask] == values[mask], axis=1)
     cond_states, cond_probs = states[keep], probs[keep] / probs[keep].sum()
-    s = np.asarray(
-        hn.sample(m, key, n_samples=N_SAMPLES, n_chains=N_CHAINS, clamp=(mask, values))
-    )
+    s = np.asarray(hn.sample(m, key, n_samples=N_SAMPLES, n_chains=N_CHAINS, clamp=(mask, values)))
     assert np.all(s[..., mask] == values[mask])
     assert_matches(s, cond_states, cond_probs, m.variable_values())
 

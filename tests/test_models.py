@@ -58,14 +58,18 @@ MODELS = {
     "ising-2d": lambda: hn.IsingModel.lattice((4, 6), [0.7, -0.3], g.normal(size=(4, 6))),
     "ising-2d-open": lambda: hn.IsingModel.lattice((4, 6), 0.4, 0.2, periodic=False),
     "ising-1d": lambda: hn.IsingModel.lattice((8,), 0.5, 0.1),
-    "ising-3d": lambda: hn.IsingModel.lattice((4, 4, 6), [0.7, -0.3, 0.2], g.normal(size=(4, 4, 6))),
+    "ising-3d": lambda: hn.IsingModel.lattice(
+        (4, 4, 6), [0.7, -0.3, 0.2], g.normal(size=(4, 4, 6))
+    ),
     "ising-3d-open": lambda: hn.IsingModel.lattice((2, 4, 2), 0.3, 0.1, periodic=False),
     "ising-odd": lambda: hn.IsingModel.lattice((5, 3), [0.7, -0.3], g.normal(size=(5, 3))),
     "ising-sparse": lambda: hn.IsingModel.from_edges(6, EDGES, g.normal(size=7), g.normal(size=6)),
     "ising-dense": lambda: hn.IsingModel.dense(J_dense, g.normal(size=7)),
     "potts-lattice": lambda: hn.PottsModel.lattice((4, 4), 3, 0.8, g.normal(size=(16, 3))),
     "potts-lattice-matrix": lambda: hn.PottsModel.lattice((3, 4), 3, g.normal(size=(3, 3))),
-    "potts-edges": lambda: hn.PottsModel.from_edges(6, 4, EDGES, g.normal(size=7), g.normal(size=(6, 4))),
+    "potts-edges": lambda: hn.PottsModel.from_edges(
+        6, 4, EDGES, g.normal(size=7), g.normal(size=(6, 4))
+    ),
     "potts-edges-matrix": lambda: hn.PottsModel.from_edges(6, 4, EDGES, g.normal(size=(7, 4, 4))),
     "rbm": lambda: hn.RBM.from_params(g.normal(size=(5, 3)), g.normal(size=5), g.normal(size=3)),
 }
@@ -123,7 +127,9 @@ def test_rbm_energy_and_free_energy():
     r = hn.RBM.from_params(W, b, c)
     v = np.array([1, 0, 1, 1], np.int8)
     h = np.array([0, 1, 1], np.int8)
-    assert float(r.energy(np.concatenate([v, h]))) == pytest.approx(-(v @ W @ h + b @ v + c @ h), rel=1e-5)
+    assert float(r.energy(np.concatenate([v, h]))) == pytest.approx(
+        -(v @ W @ h + b @ v + c @ h), rel=1e-5
+    )
     hs = np.array([[i >> k & 1 for k in range(3)] for i in range(8)])
     brute = -np.log(np.sum(np.exp(v @ W @ hs.T + b @ v + hs @ c)))
     assert float(r.free_energy(v)) == pytest.approx(brute, rel=1e-5)

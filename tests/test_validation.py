@@ -80,7 +80,9 @@ def test_sample_counts(ising, key):
 def test_init_values_shapes_and_dtypes(ising, key):
     bad = np.ones(16, np.int8)
     bad[3] = 0
-    with pytest.raises(ValueError, match=r"init: value 0 at variable 3 .* spin domain \(-1 or \+1\)"):
+    with pytest.raises(
+        ValueError, match=r"init: value 0 at variable 3 .* spin domain \(-1 or \+1\)"
+    ):
         hn.sample(ising, key, init=bad)
     with pytest.raises(ValueError, match=r"init must have shape \(\.\.\., 16\)"):
         hn.sample(ising, key, init=np.ones(15, np.int8))

@@ -122,7 +122,7 @@ class EnergyModel(nnx.Module):
     def variable_values(self) -> list[np.ndarray]:
         """The allowed values of every variable, in natural order."""
         kinds, qs = self.variable_kinds()
-        return [kind_values(KINDS[k], int(q)) for k, q in zip(kinds, qs)]
+        return [kind_values(KINDS[k], int(q)) for k, q in zip(kinds, qs, strict=True)]
 
     def variable_values_first(self) -> np.ndarray:
         """The smallest allowed value of every variable, in natural order."""
@@ -151,7 +151,9 @@ class EnergyModel(nnx.Module):
         kinds, qs = self.variable_kinds()
         flat = arr.reshape(-1, self.n_variables)
         lo = np.where(kinds == KINDS.index(SPIN), -1, 0)
-        hi = np.where(kinds == KINDS.index(SPIN), 1, np.where(kinds == KINDS.index(BINARY), 1, qs - 1))
+        hi = np.where(
+            kinds == KINDS.index(SPIN), 1, np.where(kinds == KINDS.index(BINARY), 1, qs - 1)
+        )
         bad = (flat < lo) | (flat > hi) | ((kinds == KINDS.index(SPIN)) & (flat == 0))
         if bad.any():
             row, col = np.argwhere(bad)[0]
@@ -199,7 +201,8 @@ class GraphLayout:
         tables = graph.neighbour_tables(n, edges, np.asarray(colours))
         self.n_variables = int(n)
         self.blocks = tuple(
-            Block(a, b, kind, q) for a, b in zip(tables.offsets[:-1], tables.offsets[1:])
+            Block(a, b, kind, q)
+            for a, b in zip(tables.offsets[:-1], tables.offsets[1:], strict=True)
         )
         self.edges = Structure(jnp.asarray(edges, jnp.int32))
         self.order = Structure(jnp.asarray(tables.order))

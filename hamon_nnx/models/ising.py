@@ -86,7 +86,9 @@ class IsingModel(EnergyModel):
             raise ValueError(f"J must be a square (n, n) matrix, got shape {J.shape}")
         if not np.allclose(J, J.T, atol=1e-6):
             i, j = np.argwhere(~np.isclose(J, J.T, atol=1e-6))[0]
-            raise ValueError(f"J must be symmetric; J[{i},{j}] = {J[i, j]} != J[{j},{i}] = {J[j, i]}")
+            raise ValueError(
+                f"J must be symmetric; J[{i},{j}] = {J[i, j]} != J[{j},{i}] = {J[j, i]}"
+            )
         if np.any(np.diag(J) != 0):
             raise ValueError("J must have a zero diagonal (a self-coupling only shifts the energy)")
         h = _scalar_or_array("h", h, (J.shape[0],))
@@ -120,9 +122,7 @@ class LatticeIsing(IsingModel):
         p = self._row_parity()
         black = jnp.where(p, pairs[..., 1], pairs[..., 0])
         white = jnp.where(p, pairs[..., 0], pairs[..., 1])
-        return jnp.concatenate(
-            [black.reshape(*lead, -1), white.reshape(*lead, -1)], axis=-1
-        )
+        return jnp.concatenate([black.reshape(*lead, -1), white.reshape(*lead, -1)], axis=-1)
 
     def to_natural(self, x):
         lead = x.shape[:-1]

@@ -94,7 +94,9 @@ class PottsModel(GraphLayout, EnergyModel):
         n = int(np.prod(shape))
         coupling = check_finite("coupling", coupling)
         if coupling.shape not in ((), (q, q)):
-            raise ValueError(f"coupling must be a scalar or a ({q}, {q}) matrix, got {coupling.shape}")
+            raise ValueError(
+                f"coupling must be a scalar or a ({q}, {q}) matrix, got {coupling.shape}"
+            )
         colours = graph.checkerboard_colouring(shape)
         if not graph.is_proper_colouring(edges, colours):
             colours = None

@@ -60,7 +60,10 @@ class RBM(EnergyModel):
         nv, nh = W.shape
         model = cls(nv, nh, rngs=nnx.Rngs(0), init_scale=0.0)
         model.W[...] = jnp.asarray(W)
-        for name, value, size in (("visible_bias", visible_bias, nv), ("hidden_bias", hidden_bias, nh)):
+        for name, value, size in (
+            ("visible_bias", visible_bias, nv),
+            ("hidden_bias", hidden_bias, nh),
+        ):
             if value is not None:
                 arr = check_finite(name, value)
                 if arr.shape != (size,):
@@ -74,7 +77,11 @@ class RBM(EnergyModel):
 
     def energy(self, x):
         v, h = self.split(jnp.asarray(x).astype(jnp.float32))
-        return -jnp.sum((v @ self.W[...]) * h, axis=-1) - v @ self.visible_bias[...] - h @ self.hidden_bias[...]
+        return (
+            -jnp.sum((v @ self.W[...]) * h, axis=-1)
+            - v @ self.visible_bias[...]
+            - h @ self.hidden_bias[...]
+        )
 
     def free_energy(self, v):
         """F(v) = -log sum_h exp(-E(v, h)) = -b.v - sum_j softplus(c_j + (v W)_j)."""
