@@ -104,10 +104,11 @@ def _lattice_dims(L) -> tuple[int, int]:
 
 # -- enumeration ------------------------------------------------------------
 def _too_many(what: str, n_states: int) -> ValueError:
+    limit = int(MAX_ENUMERATION_STATES)
+    shown = f"2**{limit.bit_length() - 1} = {limit}" if limit & (limit - 1) == 0 else str(limit)
     return ValueError(
-        f"{what} has {n_states} states, more than "
-        f"MAX_ENUMERATION_STATES = 2**{int(math.log2(MAX_ENUMERATION_STATES))} "
-        f"= {MAX_ENUMERATION_STATES}; exact enumeration is limited to that many states"
+        f"{what} has {n_states} states, more than MAX_ENUMERATION_STATES = {shown}; "
+        "exact enumeration is limited to that many states"
     )
 
 
@@ -150,6 +151,13 @@ class _StateSpace:
         for start in range(0, self.n_states, size):
             yield start, min(start + size, self.n_states)
 
+    def all_states(self) -> np.ndarray:
+        """int8 (K, n), filled chunk by chunk (no (K, n) int64 temporary)."""
+        out = np.empty((self.n_states, self.n), dtype=np.int8)
+        for start, stop in self.chunks():
+            out[start:stop] = self.states(self.digits(start, stop))
+        return out
+
 
 def enumerate_states(model) -> np.ndarray:
     """All states of a model in natural order.
@@ -173,7 +181,7 @@ def enumerate_states(model) -> np.ndarray:
         [[-1, -1], [-1, 1], [1, -1], [1, 1]]
     """
     space = _StateSpace(model)
-    return space.states(space.digits(0, space.n_states))
+    return space.all_states()
 
 
 _energy_chunk = jax.jit(
@@ -322,7 +330,7 @@ def log_partition(model, beta=1.0) -> float:
         >>> import math, hamon_nnx as hn
         >>> m = hn.IsingModel.from_edges(2, [[0, 1]], couplings=1.0)
         >>> round(hn.exact.log_partition(m, beta=0.5), 6)  # log(4 cosh 0.5)
-        1.49175
+        1.506409
         >>> round(hn.exact.log_partition(m, beta=0.0) - 2 * math.log(2), 12)
         0.0
     """
@@ -357,7 +365,7 @@ def probabilities(model, beta=1.0) -> tuple[np.ndarray, np.ndarray]:
     """
     beta = _check_beta(beta)
     space, probs, _ = _weights(model, beta)
-    return space.states(space.digits(0, space.n_states)), probs
+    return space.all_states(), probs
 
 
 def visible_probabilities(rbm, beta=1.0) -> tuple[np.ndarray, np.ndarray]:
@@ -378,11 +386,14 @@ def visible_probabilities(rbm, beta=1.0) -> tuple[np.ndarray, np.ndarray]:
         >>> import numpy as np, hamon_nnx as hn
         >>> rbm = hn.RBM.from_params(np.zeros((2, 3)))
         >>> v, p = hn.exact.visible_probabilities(rbm)
-        >>> v.tolist(), p.tolist()
+        >>> v.tolist(), p.round(12).tolist()
         ([[0, 0], [0, 1], [1, 0], [1, 1]], [0.25, 0.25, 0.25, 0.25])
     """
-    if not isinstance(rbm, RBM):
-        raise TypeError(f"visible_probabilities needs an RBM, got {type(rbm).__name__}")
+    if not _is_plain_rbm(rbm):
+        raise TypeError(
+            "visible_probabilities needs an RBM with the standard RBM energy, "
+            f"got {type(rbm).__name__}"
+        )
     beta = _check_beta(beta)
     W, b, c = _rbm_params(rbm)
     n_visible = W.shape[0]
@@ -408,7 +419,7 @@ def marginals(model, beta=1.0) -> np.ndarray:
 
     Example:
         >>> import hamon_nnx as hn
-        >>> m = hn.IsingModel.from_edges(2, [[0, 1]], fields=[100.0, 0.0])
+        >>> m = hn.IsingModel.from_edges(2, [[0, 1]], couplings=0.0, fields=[100.0, 0.0])
         >>> hn.exact.marginals(m, beta=1.0).round(3).tolist()
         [[0.0, 1.0], [0.5, 0.5]]
     """
@@ -507,74 +518,95 @@ def _log_2cosh(t: np.ndarray) -> np.ndarray:
     return a + np.log1p(np.exp(-2.0 * a))
 
 
-def _log_abs_2sinh(t: np.ndarray) -> np.ndarray:
-    a = np.abs(t)
-    with np.errstate(divide="ignore"):
-        return a + np.log(-np.expm1(-2.0 * a))
-
-
 def _kaufman(m: int, n: int, K: float) -> tuple[float, float]:
     """(log Z, d log Z / dK) of the periodic m x n lattice at coupling K > 0.
 
     Kaufman (1949): Z = 1/2 (2 sinh 2K)^(mn/2) (Z1 + Z2 + Z3 + Z4) with
-    Z1,2 = prod_r 2cosh, 2sinh (m g_(2r+1) / 2), Z3,4 = prod_r 2cosh,
-    2sinh (m g_(2r) / 2), r = 0..n-1, cosh g_k = cosh 2K coth 2K - cos(pi k / n)
-    for k > 0 and the signed g_0 = 2K + log tanh K.
+    Z1, Z2 = prod_r 2cosh, 2sinh (m g_(2r+1) / 2) and Z3, Z4 = prod_r 2cosh,
+    2sinh (m g_(2r) / 2), r = 0..n-1, where cosh g_k = cosh 2K coth 2K
+    - cos(pi k / n) for k > 0 and g_0 = 2K + log tanh K is signed (Z4 < 0
+    above the critical temperature).
+
+    Evaluated in log space: each factor is split as exp(m |g_k| / 2) times
+    (1 +- exp(-m |g_k|)), and the prefactor's share (2 sinh 2K)^(m/2) is
+    folded into exp(m h_k / 2) with h_k = log(2 sinh 2K) + |g_k|, which
+    stays O(1) at high temperature, so neither log Z nor its derivative
+    suffers the cancellation of 1/K-sized terms as K -> 0.
     """
+    if K > 50.0:  # excitations cost >= 8K: log Z = log 2 + 2NK to double precision
+        return _LOG2 + 2.0 * m * n * K, 2.0 * m * n
+    if K < 1e-9:  # high-temperature series; loops add O(tanh^3 K) relative to log Z - N log 2
+        return m * n * (_LOG2 + 2.0 * math.log(math.cosh(K))), 2.0 * m * n * math.tanh(K)
     two_k = 2.0 * K
-    s = math.sinh(two_k) if two_k < 700 else math.inf
-    k = np.arange(2 * n, dtype=np.float64)
-    # g_k for k > 0 via d = cosh g_k - 1 = (sinh 2K - 1)^2 / sinh 2K + 2 sin^2(pi k / 2n)
-    if two_k < 300:
-        ch = math.cosh(two_k)
-        d = (s - 1.0) ** 2 / s + 2.0 * np.sin(np.pi * k / (2 * n)) ** 2
-        g = np.log1p(d + np.sqrt(d * (d + 2.0)))
-        # d g_k / dK = (d/dK cosh 2K coth 2K) / sinh g_k
-        sinh_g = np.sqrt(d * (d + 2.0))
-        dc = 2.0 * ch * (s * s - 1.0) / (s * s)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            dg = dc / sinh_g
-    else:  # cosh g_k ~ e^(2K) / 2: g_k = log 2y, y = c - cos, c = cosh 2K coth 2K
-        log_c = two_k - _LOG2 + 2.0 * math.log1p(math.exp(-2.0 * two_k))
-        log_c -= math.log(-math.expm1(-2.0 * two_k))
-        g = _LOG2 + log_c + np.log1p(-np.cos(np.pi * k / n) * math.exp(-log_c))
-        dg = np.full_like(g, 2.0)
-    log_tanh = math.log(-math.expm1(-two_k)) - math.log1p(math.exp(-two_k))
-    g[0] = two_k + log_tanh
-    dg[0] = 2.0 + 2.0 / s
-    x = 0.5 * m * g  # arguments of the cosh / sinh factors
-    dx = 0.5 * m * dg
-    odd, even = slice(1, None, 2), slice(0, None, 2)
+    s, ch = math.sinh(two_k), math.cosh(two_k)
+    theta = np.pi * np.arange(2 * n, dtype=np.float64) / n
+    cos = np.cos(theta)
+    half = 2.0 * s * np.sin(0.5 * theta) ** 2  # s (1 - cos theta)
+    p = ch * ch - s * cos  # cosh 2K coth 2K - cos theta = p / s = cosh g
+    p_minus = (1.0 - s) ** 2 + half  # p - s, free of cancellation
+    p_plus = 1.0 + s * s + half  # p + s
+    r = np.sqrt(p_minus * p_plus)  # s sinh g
+    with np.errstate(divide="ignore", invalid="ignore"):
+        g = np.log1p((p_minus + r) / s)  # arccosh(p / s)
+        h = np.log(2.0 * (p + r))  # log(2 sinh 2K) + g
+        dp = 2.0 * ch * (2.0 * s - cos)
+        dh = (dp + (p * dp - 2.0 * s * ch) / r) / (p + r)
+    dg = dh - 2.0 * ch / s
+    # k = 0: the signed g_0
+    g0 = two_k + math.log(-math.expm1(-two_k)) - math.log1p(math.exp(-two_k))
+    g[0], dg[0] = g0, 2.0 + 2.0 / s
+    if g0 < 0:  # log(2 sinh 2K) - g0 = 2 log(2 cosh K) - 2K
+        h[0], dh[0] = 2.0 * math.log1p(math.exp(-two_k)), -2.0 * (1.0 - math.tanh(K))
+    elif g0 > 0:  # log(2 sinh 2K) + g0 = 2 log(2 sinh K) + 2K
+        h[0], dh[0] = 2.0 * two_k + 2.0 * math.log(-math.expm1(-two_k)), 2.0 + 2.0 / math.tanh(K)
+    else:
+        h[0], dh[0] = math.log(2.0 * s), 2.0 * ch / s
+    half_m = 0.5 * m
+    ax = half_m * np.abs(g)  # |x_k|, x_k = m g_k / 2
+    dax = half_m * np.sign(g) * dg
+    dax[0] = half_m * math.copysign(1.0, g0) * dg[0] if g0 != 0 else 0.0
+    e = np.exp(-2.0 * ax)
+    cosh_corr, d_cosh_corr = np.log1p(e), -dax * 2.0 * e / (1.0 + e)
+    with np.errstate(divide="ignore", over="ignore"):
+        sinh_corr = np.log(-np.expm1(-2.0 * ax))
+        d_sinh_corr = dax * 2.0 / np.expm1(2.0 * ax)
+    odd, even, even_rest = slice(1, None, 2), slice(0, None, 2), slice(2, None, 2)
+    big_odd, big_even = half_m * np.sum(h[odd]), half_m * np.sum(h[even])
+    dbig_odd, dbig_even = half_m * np.sum(dh[odd]), half_m * np.sum(dh[even])
+    l4_rest = big_even + np.sum(sinh_corr[even_rest])
     logs = np.array(
         [
-            np.sum(_log_2cosh(x[odd])),
-            np.sum(_log_abs_2sinh(x[odd])),
-            np.sum(_log_2cosh(x[even])),
-            np.sum(_log_abs_2sinh(x[even])),
+            big_odd + np.sum(cosh_corr[odd]),
+            big_odd + np.sum(sinh_corr[odd]),
+            big_even + np.sum(cosh_corr[even]),
+            l4_rest + sinh_corr[0],
         ]
     )
-    signs = np.array([1.0, 1.0, 1.0, np.sign(x[0])])
+    signs = np.array([1.0, 1.0, 1.0, np.sign(g0)])
     top = float(np.max(logs))
     total = float(np.sum(signs * np.exp(logs - top)))
     if not total > 0:
         raise FloatingPointError(f"Kaufman sum lost its precision at K={K}, lattice {m}x{n}")
     log_sum = top + math.log(total)
-    log_z = -_LOG2 + 0.5 * m * n * (_LOG2 + math.log(s) if s < math.inf else two_k) + log_sum
-
-    # derivative: d log Z_i / dK = sum_r dx_r tanh(x_r) (cosh) or dx_r coth(x_r) (sinh)
-    tanh = np.tanh(x)
-    w = np.exp(logs - log_sum)  # |Z_i| / sum
-    d1 = np.sum(dx[odd] * tanh[odd])
-    d2 = np.sum(dx[odd] / tanh[odd])
-    d3 = np.sum(dx[even] * tanh[even])
-    # Z4 carries the signed g_0 factor; Z4 * coth(x_0) = prod_rest * 2cosh(x_0) stays finite
-    rest = slice(2, None, 2)
-    d4_rest = np.sum(dx[rest] / tanh[rest])
-    log_rest4 = float(np.sum(_log_abs_2sinh(x[rest])))
-    w4_x0 = math.exp(log_rest4 + float(_log_2cosh(x[0])) - log_sum)  # Z4 coth(x_0) / sum
-    dlog_sum = w[0] * d1 + w[1] * d2 + w[2] * d3 + signs[3] * w[3] * d4_rest + w4_x0 * dx[0]
-    dlog_z = m * n / math.tanh(two_k) + dlog_sum
-    return log_z, float(dlog_z)
+    # weights relative to `top`, not `log_sum`: log Z ~ 2NK may be large, and
+    # its rounding would otherwise leak into the derivative
+    w = signs * np.exp(logs - top) / total
+    d_rest4 = dbig_even + np.sum(d_sinh_corr[even_rest])
+    dlog = (
+        w[0] * (dbig_odd + np.sum(d_cosh_corr[odd]))
+        + w[1] * (dbig_odd + np.sum(d_sinh_corr[odd]))
+        + w[2] * (dbig_even + np.sum(d_cosh_corr[even]))
+        + w[3] * d_rest4
+    )
+    # Z4's own k = 0 factor 2 sinh(x_0): d/dK of its log is coth(x_0) dx_0, split
+    # as d|x_0| (coth|x_0| - 1) plus the d|x_0| already inside h_0
+    if ax[0] > 0.5:
+        dlog += w[3] * d_sinh_corr[0]
+    else:  # near g_0 = 0: Z4 coth(x_0) stays finite; w4 alone may vanish
+        dx0 = half_m * dg[0]
+        coth_part = math.exp(l4_rest + cosh_corr[0] - top) / total
+        dlog += (coth_part - math.exp(logs[3] - top) / total) * dx0
+    return -_LOG2 + log_sum, float(dlog)
 
 
 def _ising_lattice(L, beta, coupling) -> tuple[int, int, float, float]:
@@ -636,8 +668,8 @@ def ising_lattice_energy(L, beta, coupling=1.0) -> float:
 
     Example:
         >>> import hamon_nnx as hn
-        >>> round(hn.exact.ising_lattice_energy(64, 2.0), 6)  # ground state: -2 J
-        -1.999729
+        >>> round(hn.exact.ising_lattice_energy(64, 2.0), 6)  # near the ground state, -2 J
+        -1.999999
     """
     m, n, K, J = _ising_lattice(L, beta, coupling)
     if K == 0:
@@ -681,6 +713,11 @@ def onsager_energy_per_spin(beta, coupling=1.0) -> float:
     two_k = 2.0 * K
     if two_k > 40:  # k, 1 - tanh 2K below 1e-34: the ground state
         return -2.0 * J
+    if K < 1e-3:
+        # the bracket cancels to O(K^2): use the high-temperature series
+        # log Z / N = log 2 + 2 log cosh K + t^4 + 2 t^6 + O(t^8), t = tanh K
+        t = math.tanh(K)
+        return -J * (2.0 * t + (1.0 - t * t) * (4.0 * t**3 + 12.0 * t**5))
     s, ch = math.sinh(two_k), math.cosh(two_k)
     k = 2.0 * s / (ch * ch)
     k_prime = abs(s - 1.0) * math.sqrt(1.0 + k) / ch  # sqrt(1 - k^2) without cancellation
