@@ -253,7 +253,7 @@ class DenseIsing(IsingModel):
             if keep is not None:
                 new = jnp.where(keep[i], x[i], new)
             delta = (new - x[i]).astype(jnp.float32)
-            return x.at[i].set(new), local + J[:, i] * delta
+            return x.at[i].set(new), local + J[i] * delta  # J is symmetric: rows are contiguous
 
         x, _ = lax.fori_loop(0, self.n_variables, site, (x, local))
         return x
