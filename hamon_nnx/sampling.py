@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from .core import gibbs
+from .core import gibbs, random
 from .models.base import EnergyModel, check_params_finite
 
 # Incremented each time the sampling program is traced (tests count retraces).
@@ -159,6 +159,7 @@ def sample(
     if device not in (None, "auto"):
         raise NotImplementedError("device routing other than None/'auto' is not available yet")
     key = _check_key(key)
+    random.check_threefry(key)
     n_samples = _check_count("n_samples", n_samples, 1)
     n_chains = _check_count("n_chains", n_chains, 1)
     n_warmup = _check_count("n_warmup", n_warmup, 0)

@@ -23,6 +23,7 @@ def assert_conditionals_exact(model, n_states=3, seed=0):
         np.testing.assert_array_equal(model.to_natural(xi), x)
         for b, blk in enumerate(model.blocks):
             logits = np.asarray(model.block_logits(xi, b))
+            logits = logits.reshape((blk.size, blk.q) if blk.kind == "categorical" else (blk.size,))
             for j in range(blk.start, blk.stop):
                 covered[j] += 1
                 values = hn.models.base.kind_values(blk.kind, blk.q)

@@ -1,17 +1,18 @@
-"""Block Gibbs sampling: a pure single-chain kernel, vmapped over chains.
+"""Block Gibbs sampling: pure kernels over a batch of chains.
 
 Nothing here knows about nnx: a `model` is any object with static `blocks`
-and a `block_logits(x, b)` method over the internal order (and optionally
-a `gibbs_sweep(u, x, beta, keep)` with the same stationary law). States
+and a single-chain `block_logits(x, b)` over the internal order (vmapped
+over chains here), and optionally a single-chain `gibbs_sweep(u, x, beta,
+keep)` with the same stationary law, fed one uniform per variable. States
 are int8 vectors in the model's internal order.
 
 Tempering is affine in the logits: the conditional of a block at inverse
 temperature beta has logits `beta * block_logits(x, b)` (uniform reference).
 
-Randomness: a sweep consumes one uniform per variable. Sweep t of a run
-draws all chains' uniforms as one (C, n) array from `fold_in(key, t)`;
-with partitionable threefry row c depends only on (key, t, c), so a chain's
-draws never depend on how many chains run beside it.
+Randomness: sweep t of a run uses `fold_in(key, t)` and block b of it
+`fold_in(sweep_key, b)`; `core.random` draws the block for all chains from
+counters (chain, word), so a chain's draws depend only on (key, t, b, c),
+never on how many chains run beside it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from ..models.base import BINARY, CATEGORICAL, SPIN, Block
+from . import random
 
 
 class Clamp(NamedTuple):
@@ -34,28 +36,30 @@ class Clamp(NamedTuple):
     mask: jax.Array
 
 
-def sample_block(u: jax.Array, logits: jax.Array, block: Block, beta) -> jax.Array:
-    """Draw a block from its tempered conditional by inversion.
+def sample_block(key: jax.Array, logits: jax.Array, block: Block, beta: jax.Array) -> jax.Array:
+    """Draw one block for every chain from its tempered conditional.
 
     Args:
-        u: uniforms in [0, 1), one per variable, shape (m,).
-        logits: (m,) for spin / binary blocks, (m, q) for categorical ones.
+        key: PRNG key of this block update.
+        logits: (C, *shape) for spin / binary blocks, (C, *shape, q) for
+            categorical ones, where `shape` holds the block's m variables in
+            internal order (the model's choice: (m,) or, e.g., a sublattice).
         block: the block (its kind and q).
-        beta: inverse temperature (scalar).
+        beta: (C,) inverse temperatures.
 
     Returns:
-        int8 values of shape (m,).
+        int8 values of shape (C, m).
     """
+    n_chains = logits.shape[0]
     if block.kind in (SPIN, BINARY):
-        up = u < jax.nn.sigmoid(beta * logits)
+        beta = beta.reshape((n_chains,) + (1,) * (logits.ndim - 1))
+        p = jax.nn.sigmoid(beta * logits).reshape(n_chains, block.size)
+        up = random.bernoulli(key, p)
         low = -1 if block.kind == SPIN else 0
         return jnp.where(up, jnp.int8(1), jnp.int8(low))
     if block.kind == CATEGORICAL:
-        z = beta * logits
-        p = jnp.exp(z - jnp.max(z, axis=-1, keepdims=True))
-        cdf = jnp.cumsum(p, axis=-1)
-        target = u * cdf[..., -1]
-        return jnp.sum(target[..., None] >= cdf[..., :-1], axis=-1).astype(jnp.int8)
+        logits = logits.reshape(n_chains, block.size, block.q)
+        return random.categorical(key, beta[:, None, None] * logits)
     raise ValueError(f"unknown block kind {block.kind!r}")
 
 
@@ -73,71 +77,35 @@ def random_states(key: jax.Array, blocks: tuple[Block, ...], n_chains: int) -> j
     return jnp.concatenate(parts, axis=-1)
 
 
-def sweep(u: jax.Array, x: jax.Array, model, beta, clamp: Clamp | None = None) -> jax.Array:
-    """One systematic-scan sweep over all blocks of one chain.
+def sweep(key: jax.Array, x: jax.Array, model, beta: jax.Array, clamp: Clamp | None = None):
+    """One systematic-scan sweep over all blocks, for a batch of chains.
 
-    A sweep consumes exactly one uniform per variable (categorical variables
-    are drawn by inverting their CDF), so its randomness is an array `u`
-    of shape (n,) in internal order; `sweep_with_key` draws it.
+    Each block's conditional logits come from the model's single-chain
+    `block_logits`, vmapped over chains; the draws are made for the whole
+    batch at once and written into the state in place.
 
     Args:
-        u: uniforms in [0, 1) of shape (n,).
-        x: internal-order state (n,) int8.
+        key: PRNG key of this sweep.
+        x: (C, n) int8 internal-order states.
         model: object with `blocks` and `block_logits` (see module doc).
-        beta: inverse temperature of this chain.
+        beta: (C,) inverse temperatures.
         clamp: optional Clamp; masked variables keep their values.
 
     Returns:
-        The new state (n,) int8.
+        The new states (C, n) int8.
     """
     keep = None if clamp is None else clamp.mask
     custom = getattr(model, "gibbs_sweep", None)
     if custom is not None:
-        return custom(u, x, beta, keep)
-    for b, blk in enumerate(model.blocks):
-        new = sample_block(u[blk.slice], model.block_logits(x, b), blk, beta)
-        if keep is not None:
-            new = jnp.where(keep[blk.slice], x[blk.slice], new)
-        x = lax.dynamic_update_slice(x, new, (blk.start,))
-    return x
-
-
-def batched_sweep(u: jax.Array, x: jax.Array, model, beta: jax.Array, clamp: Clamp | None = None):
-    """`sweep` for a batch of chains: u, x of shape (C, n), beta (C,).
-
-    Equal to `jax.vmap(sweep)` but vmaps each block's update and writes it
-    into the batched state outside the vmap, where XLA updates it in place
-    (a vmapped dynamic_update_slice costs a bounds-checked copy).
-    """
-    keep = None if clamp is None else clamp.mask
-    custom = getattr(model, "gibbs_sweep", None)
-    if custom is not None:
+        u = jax.random.uniform(key, x.shape, dtype=jnp.float32)
         return jax.vmap(lambda uc, xc, bc: custom(uc, xc, bc, keep))(u, x, beta)
     for b, blk in enumerate(model.blocks):
-
-        def update(uc, xc, bc, b=b, blk=blk):
-            return sample_block(uc[blk.slice], model.block_logits(xc, b), blk, bc)
-
-        new = jax.vmap(update)(u, x, beta)
+        logits = jax.vmap(lambda xc, b=b: model.block_logits(xc, b))(x)
+        new = sample_block(jax.random.fold_in(key, b), logits, blk, beta)
         if keep is not None:
             new = jnp.where(keep[blk.slice], x[:, blk.slice], new)
         x = lax.dynamic_update_slice(x, new, (0, blk.start))
     return x
-
-
-def sweep_with_key(key: jax.Array, x: jax.Array, model, beta, clamp: Clamp | None = None):
-    """`sweep` with its uniforms drawn from `key`."""
-    return sweep(jax.random.uniform(key, x.shape, dtype=jnp.float32), x, model, beta, clamp)
-
-
-def sweep_uniforms(key: jax.Array, t, shape: tuple[int, int]) -> jax.Array:
-    """The uniforms of sweep t for all chains, shape (C, n).
-
-    Drawn as one array from `fold_in(key, t)`: with JAX's partitionable
-    threefry (the default), row c depends only on (key, t, c), not on the
-    number of chains, and shards without communication.
-    """
-    return jax.random.uniform(jax.random.fold_in(key, t), shape, dtype=jnp.float32)
 
 
 def run_chains(
@@ -156,7 +124,7 @@ def run_chains(
 
     Args:
         model: see module doc.
-        key: PRNG key of the run; sweep t uses `sweep_uniforms(key, t, x.shape)`.
+        key: PRNG key of the run; sweep t uses `fold_in(key, t)`.
         x: (C, n) int8 internal-order states.
         beta: (C,) inverse temperatures.
         n_warmup, n_samples, thin: static sweep counts.
@@ -168,7 +136,7 @@ def run_chains(
     """
 
     def one_sweep(t, x):
-        return batched_sweep(sweep_uniforms(key, t, x.shape), x, model, beta, clamp)
+        return sweep(jax.random.fold_in(key, t), x, model, beta, clamp)
 
     x = lax.fori_loop(start, start + n_warmup, one_sweep, x)
 

@@ -12,7 +12,8 @@ Public methods and their order conventions:
 * `block_logits(x, b)`: internal order, a single chain x of shape (n,);
   returns the conditional logits of block b at beta = 1: shape (m,) for
   spins (log P(+1)/P(-1)) and binary units (log P(1)/P(0)), (m, q) for
-  categorical variables.
+  categorical variables. Any shape holding the m variables in internal
+  order (row-major) may stand for (m,), e.g. a sublattice's shape.
 * `internal_energy(x)`: internal order; what samplers call.
 """
 
