@@ -6,6 +6,8 @@ from .models import Block as Block
 from .models import EnergyModel as EnergyModel
 from .models import IsingModel as IsingModel
 from .models import PottsModel as PottsModel
+from .nrpt import NRPTResult as NRPTResult
+from .nrpt import nrpt as nrpt
 from .sampling import sample as sample
 
 __version__ = "0.1.0"

@@ -3,7 +3,7 @@
 Nothing here knows about nnx: a `model` is any object with static `blocks`
 and a single-chain `block_logits(x, b)` over the internal order (vmapped
 over chains here), and optionally a single-chain `gibbs_sweep(u, x, beta,
-keep)` with the same stationary law, fed one uniform per variable. States
+keep, reference)` with the same stationary law, fed one uniform per variable. States
 are int8 vectors in the model's internal order.
 
 Tempering is affine in the logits: the conditional of a block at inverse
@@ -36,8 +36,14 @@ class Clamp(NamedTuple):
     mask: jax.Array
 
 
-def sample_block(key: jax.Array, logits: jax.Array, block: Block, beta: jax.Array) -> jax.Array:
+def sample_block(
+    key: jax.Array, logits: jax.Array, block: Block, beta: jax.Array, reference=None
+) -> jax.Array:
     """Draw one block for every chain from its tempered conditional.
+
+    The tempered logits are `beta * logits + (1 - beta) * reference`: the
+    path from a product reference (uniform when `reference` is None) at
+    beta = 0 to the model at beta = 1.
 
     Args:
         key: PRNG key of this block update.
@@ -46,6 +52,7 @@ def sample_block(key: jax.Array, logits: jax.Array, block: Block, beta: jax.Arra
             internal order (the model's choice: (m,) or, e.g., a sublattice).
         block: the block (its kind and q).
         beta: (C,) inverse temperatures.
+        reference: optional reference logits of the block, (m,) or (m, q).
 
     Returns:
         int8 values of shape (C, m).
@@ -53,13 +60,19 @@ def sample_block(key: jax.Array, logits: jax.Array, block: Block, beta: jax.Arra
     n_chains = logits.shape[0]
     if block.kind in (SPIN, BINARY):
         beta = beta.reshape((n_chains,) + (1,) * (logits.ndim - 1))
-        p = jax.nn.sigmoid(beta * logits).reshape(n_chains, block.size)
+        z = beta * logits
+        if reference is not None:
+            z = z + (1.0 - beta) * reference.reshape(logits.shape[1:])
+        p = jax.nn.sigmoid(z).reshape(n_chains, block.size)
         up = random.bernoulli(key, p)
         low = -1 if block.kind == SPIN else 0
         return jnp.where(up, jnp.int8(1), jnp.int8(low))
     if block.kind == CATEGORICAL:
         logits = logits.reshape(n_chains, block.size, block.q)
-        return random.categorical(key, beta[:, None, None] * logits)
+        z = beta[:, None, None] * logits
+        if reference is not None:
+            z = z + (1.0 - beta[:, None, None]) * reference.reshape(block.size, block.q)
+        return random.categorical(key, z)
     raise ValueError(f"unknown block kind {block.kind!r}")
 
 
@@ -77,7 +90,14 @@ def random_states(key: jax.Array, blocks: tuple[Block, ...], n_chains: int) -> j
     return jnp.concatenate(parts, axis=-1)
 
 
-def sweep(key: jax.Array, x: jax.Array, model, beta: jax.Array, clamp: Clamp | None = None):
+def sweep(
+    key: jax.Array,
+    x: jax.Array,
+    model,
+    beta: jax.Array,
+    clamp: Clamp | None = None,
+    reference: tuple[jax.Array, ...] | None = None,
+):
     """One systematic-scan sweep over all blocks, for a batch of chains.
 
     Each block's conditional logits come from the model's single-chain
@@ -90,6 +110,8 @@ def sweep(key: jax.Array, x: jax.Array, model, beta: jax.Array, clamp: Clamp | N
         model: object with `blocks` and `block_logits` (see module doc).
         beta: (C,) inverse temperatures.
         clamp: optional Clamp; masked variables keep their values.
+        reference: optional product reference, logits per block ((m,) or
+            (m, q)); the target of a chain is then the tempered path.
 
     Returns:
         The new states (C, n) int8.
@@ -98,10 +120,12 @@ def sweep(key: jax.Array, x: jax.Array, model, beta: jax.Array, clamp: Clamp | N
     custom = getattr(model, "gibbs_sweep", None)
     if custom is not None:
         u = jax.random.uniform(key, x.shape, dtype=jnp.float32)
-        return jax.vmap(lambda uc, xc, bc: custom(uc, xc, bc, keep))(u, x, beta)
+        ref = None if reference is None else jnp.concatenate(reference)
+        return jax.vmap(lambda uc, xc, bc: custom(uc, xc, bc, keep, ref))(u, x, beta)
     for b, blk in enumerate(model.blocks):
         logits = jax.vmap(lambda xc, b=b: model.block_logits(xc, b))(x)
-        new = sample_block(jax.random.fold_in(key, b), logits, blk, beta)
+        ref = None if reference is None else reference[b]
+        new = sample_block(jax.random.fold_in(key, b), logits, blk, beta, ref)
         if keep is not None:
             new = jnp.where(keep[blk.slice], x[:, blk.slice], new)
         x = lax.dynamic_update_slice(x, new, (0, blk.start))

@@ -79,7 +79,7 @@ class EnergyModel(nnx.Module):
     Subclasses set `n_variables` and `blocks` (static) and implement
     `energy` and `block_logits`. The default internal order is the natural
     order; models that reorder override `to_internal` and `to_natural`.
-    A model may also provide `gibbs_sweep(key, x, beta, keep)`, a faster
+    A model may also provide `gibbs_sweep(u, x, beta, keep, reference)`, a faster
     sweep with the same stationary distribution (dense models use it).
     """
 

@@ -243,13 +243,16 @@ class DenseIsing(IsingModel):
         s = x.astype(jnp.float32)
         return 2.0 * (self._J()[b] @ s + self.field[...][b])[None]
 
-    def gibbs_sweep(self, u, x, beta, keep):
+    def gibbs_sweep(self, u, x, beta, keep, reference=None):
         J = self._J()
         local = J @ x.astype(jnp.float32) + self.field[...]
 
         def site(i, carry):
             x, local = carry
-            up = u[i] < jax.nn.sigmoid(2.0 * beta * local[i])
+            z = 2.0 * beta * local[i]
+            if reference is not None:
+                z = z + (1.0 - beta) * reference[i]
+            up = u[i] < jax.nn.sigmoid(z)
             new = jnp.where(up, jnp.int8(1), jnp.int8(-1))
             if keep is not None:
                 new = jnp.where(keep[i], x[i], new)

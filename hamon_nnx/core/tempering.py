@@ -1,0 +1,182 @@
+"""Non-reversible parallel tempering (Syed, Bouchard-Cote, Deligiannidis and
+Doucet 2021, arXiv:1905.02939): the round kernel and its state.
+
+Chains sit at the slots of an increasing ladder 0 = beta_0 < ... < beta_{N-1}
+= 1 on the path pi_beta(x) ~ exp(-E_ref(x) - beta V(x)), V = E - E_ref, from
+a product reference (uniform by default) to the model. A round:
+
+1. explore: `n_explore` block Gibbs sweeps of every chain at its beta;
+2. one energy V per chain;
+3. deterministic even-odd swaps (DEO): on even rounds the pairs (0,1),
+   (2,3), ..., on odd rounds (1,2), (3,4), ... all try to swap at once with
+   acceptance min(1, exp((beta_{i+1} - beta_i)(V_{i+1} - V_i))).
+
+States move between slots, so a slot always holds the chain at its beta;
+`replica[i]` says which replica is at slot i (the index process). A round
+trip is a replica's journey from the reference to the target and back.
+The round counter lives in the state and seeds each round's randomness, so
+running R1 rounds then R2 more is the same as running R1 + R2 at once.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from . import gibbs
+from . import reference as ref_lib
+
+
+class NRPTState(NamedTuple):
+    """Everything a run needs to continue; a pytree of arrays."""
+
+    x: jax.Array  # (N, n) int8 internal-order states, slot i at ladder[i]
+    ladder: jax.Array  # (N,) float32, increasing from 0 to 1
+    replica: jax.Array  # (N,) int32: replica id at each slot
+    last_end: jax.Array  # (N,) int8 per replica: -1 none yet, 0 reference, 1 target
+    round: jax.Array  # () int32: rounds run so far (sets DEO parity)
+    rejection: jax.Array  # (N-1,) float32: sum over rounds of 1 - acceptance
+    n_stats: jax.Array  # () int32: rounds summed in `rejection`
+    round_trips: jax.Array  # () int32
+    restarts: jax.Array  # () int32: reference -> target journeys
+
+
+class RoundInfo(NamedTuple):
+    """What one round records (stacked over rounds by `run`)."""
+
+    energy: jax.Array  # (N,) V at each slot after exploration, before swaps
+    acceptance: jax.Array  # (N-1,) swap acceptance probability of every pair
+    swapped: jax.Array  # (N-1,) bool: the pair swapped this round
+    cold: jax.Array  # (n,) int8: the beta = 1 state after the round (internal)
+
+
+def init(x: jax.Array, ladder: jax.Array) -> NRPTState:
+    """A fresh state: chains x (N, n) at the ladder slots, statistics zero."""
+    n_chains = ladder.shape[0]
+    return NRPTState(
+        x=x,
+        ladder=ladder.astype(jnp.float32),
+        replica=jnp.arange(n_chains, dtype=jnp.int32),
+        last_end=jnp.full((n_chains,), -1, jnp.int8),
+        round=jnp.zeros((), jnp.int32),
+        rejection=jnp.zeros((n_chains - 1,), jnp.float32),
+        n_stats=jnp.zeros((), jnp.int32),
+        round_trips=jnp.zeros((), jnp.int32),
+        restarts=jnp.zeros((), jnp.int32),
+    )
+
+
+def reset_statistics(state: NRPTState, ladder: jax.Array | None = None) -> NRPTState:
+    """Zero the swap statistics (after a ladder change), keep chains and counters."""
+    return state._replace(
+        ladder=state.ladder if ladder is None else ladder.astype(jnp.float32),
+        rejection=jnp.zeros_like(state.rejection),
+        n_stats=jnp.zeros_like(state.n_stats),
+    )
+
+
+def path_energy(model, x: jax.Array, reference) -> jax.Array:
+    """V = E - E_ref for internal-order states (N, n)."""
+    energy = jax.vmap(model.internal_energy)(x)
+    if reference is not None:
+        energy = energy - ref_lib.energy(x, model.blocks, reference)
+    return energy
+
+
+def deo_swap(key: jax.Array, ladder: jax.Array, energy: jax.Array, parity: jax.Array):
+    """The DEO swap decisions of one round.
+
+    Returns:
+        (acceptance (N-1,), swapped (N-1,) bool, permutation (N,)): slot i
+        takes the chain from slot permutation[i].
+    """
+    n_chains = ladder.shape[0]
+    log_alpha = (ladder[1:] - ladder[:-1]) * (energy[1:] - energy[:-1])
+    acceptance = jnp.exp(jnp.minimum(log_alpha, 0.0))
+    pairs = jnp.arange(n_chains - 1)
+    attempted = (pairs % 2) == parity
+    u = jax.random.uniform(key, (n_chains - 1,), dtype=jnp.float32)
+    swapped = attempted & (u < acceptance)
+    slots = jnp.arange(n_chains)
+    up = jnp.concatenate([swapped, jnp.zeros((1,), bool)])
+    down = jnp.concatenate([jnp.zeros((1,), bool), swapped])
+    permutation = jnp.where(up, slots + 1, jnp.where(down, slots - 1, slots))
+    return acceptance, swapped, permutation
+
+
+def track_round_trips(state: NRPTState, replica: jax.Array) -> NRPTState:
+    """Update the index process after a swap: round trips and restarts."""
+    at_reference, at_target = replica[0], replica[-1]
+    trip = state.last_end[at_reference] == 1
+    restart = state.last_end[at_target] == 0
+    last_end = state.last_end.at[at_reference].set(0).at[at_target].set(1)
+    return state._replace(
+        replica=replica,
+        last_end=last_end,
+        round_trips=state.round_trips + trip.astype(jnp.int32),
+        restarts=state.restarts + restart.astype(jnp.int32),
+    )
+
+
+def round_kernel(
+    key: jax.Array,
+    state: NRPTState,
+    model,
+    *,
+    n_explore: int,
+    clamp: gibbs.Clamp | None = None,
+    reference=None,
+) -> tuple[NRPTState, RoundInfo]:
+    """One NRPT round: explore, energies, DEO swaps, statistics.
+
+    Args:
+        key: the run's key; this round uses `fold_in(key, state.round)`.
+        state: NRPTState.
+        model: see `core.gibbs`; also needs `internal_energy`.
+        n_explore: Gibbs sweeps per chain per round (static).
+        clamp: optional Clamp shared by all chains.
+        reference: optional product reference (logits per block).
+    """
+    round_key = jax.random.fold_in(key, state.round)
+    explore_key, swap_key = jax.random.split(round_key)
+
+    def explore(s, x):
+        return gibbs.sweep(
+            jax.random.fold_in(explore_key, s), x, model, state.ladder, clamp, reference
+        )
+
+    x = lax.fori_loop(0, n_explore, explore, state.x)
+    energy = path_energy(model, x, reference)
+    acceptance, swapped, permutation = deo_swap(swap_key, state.ladder, energy, state.round % 2)
+    x = x[permutation]
+    state = track_round_trips(state, state.replica[permutation])
+    state = state._replace(
+        x=x,
+        round=state.round + 1,
+        rejection=state.rejection + (1.0 - acceptance),
+        n_stats=state.n_stats + 1,
+    )
+    return state, RoundInfo(energy, acceptance, swapped, x[-1])
+
+
+def run(
+    key: jax.Array,
+    state: NRPTState,
+    model,
+    *,
+    n_rounds: int,
+    n_explore: int,
+    clamp: gibbs.Clamp | None = None,
+    reference=None,
+) -> tuple[NRPTState, RoundInfo]:
+    """`n_rounds` rounds under `lax.scan`; infos are stacked (n_rounds, ...)."""
+
+    def body(state, _):
+        return round_kernel(
+            key, state, model, n_explore=n_explore, clamp=clamp, reference=reference
+        )
+
+    return lax.scan(body, state, None, length=n_rounds)

@@ -1,0 +1,238 @@
+"""`hn.nrpt`: non-reversible parallel tempering of any model on a fixed ladder."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from .core import evidence, gibbs, random, schedule, tempering
+from .core import reference as ref_lib
+from .models.base import EnergyModel, check_params_finite
+from .sampling import _check_count, _check_key, check_clamp
+
+# Incremented each time the NRPT program is traced (tests count retraces).
+TRACE_COUNT = 0
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "n_rounds", "n_explore"))
+def _nrpt_program(graphdef, params, key, state, clamp_mask, reference, *, n_rounds, n_explore):
+    global TRACE_COUNT
+    TRACE_COUNT += 1
+    model = nnx.merge(graphdef, params)
+    clamp = None if clamp_mask is None else gibbs.Clamp(clamp_mask)
+    state, info = tempering.run(
+        key, state, model, n_rounds=n_rounds, n_explore=n_explore, clamp=clamp, reference=reference
+    )
+    return state, info._replace(cold=model.to_natural(info.cold))
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "n_chains"))
+def _initial_states(graphdef, params, key, clamp_mask, clamp_values, *, n_chains):
+    model = nnx.merge(graphdef, params)
+    x = gibbs.random_states(key, model.blocks, n_chains)
+    if clamp_mask is not None:
+        x = jnp.where(clamp_mask, clamp_values, x)
+    return x
+
+
+class Runner:
+    """A model split once, with its clamp and reference, ready to run rounds.
+
+    Orchestrators (tuning, plans) keep one Runner so that every call reuses
+    the compiled program of the model's structure.
+    """
+
+    def __init__(self, model: EnergyModel, clamp=None, reference=None):
+        if not isinstance(model, EnergyModel):
+            raise TypeError(f"model must be a hamon-nnx EnergyModel, got {type(model).__name__}")
+        check_params_finite(model)
+        self.model = model
+        self.graphdef, self.params = nnx.split(model)
+        self.clamp = check_clamp(model, clamp)
+        self.reference = reference
+
+    @property
+    def n_variables(self) -> int:
+        return self.model.n_variables
+
+    def initial_state(self, key: jax.Array, ladder) -> tempering.NRPTState:
+        ladder = jnp.asarray(schedule.check_ladder(ladder), jnp.float32)
+        mask, values = self.clamp if self.clamp is not None else (None, None)
+        x = _initial_states(
+            self.graphdef, self.params, key, mask, values, n_chains=int(ladder.shape[0])
+        )
+        return tempering.init(x, ladder)
+
+    def log_z_reference(self) -> float:
+        blocks = self.model.blocks
+        reference = ref_lib.uniform(blocks) if self.reference is None else self.reference
+        log_z = float(ref_lib.log_partition(blocks, reference))
+        if self.clamp is not None:
+            # clamped variables are fixed: remove their share of the reference
+            log_z -= _clamped_reference_log_z(blocks, reference, self.clamp)
+        return log_z
+
+    def run(self, key, state, n_rounds: int, n_explore: int):
+        mask = None if self.clamp is None else self.clamp[0]
+        state, info = _nrpt_program(
+            self.graphdef,
+            self.params,
+            key,
+            state,
+            mask,
+            self.reference,
+            n_rounds=n_rounds,
+            n_explore=n_explore,
+        )
+        energy = np.asarray(info.energy)
+        if not np.all(np.isfinite(energy)):
+            r, i = np.argwhere(~np.isfinite(energy))[0]
+            raise ValueError(
+                f"the model's energy is NaN or inf at round {r}, ladder slot {i}; "
+                "check its parameters and energy function"
+            )
+        return state, info
+
+
+def _clamped_reference_log_z(blocks, reference, clamp) -> float:
+    """log of the reference mass of the clamped variables' free alternatives.
+
+    With variables held fixed the reference normaliser runs over the free
+    variables only, times exp(eta(clamped values)): subtract the clamped
+    variables' log-partition and add their fixed log-weights.
+    """
+    mask, values = (np.asarray(a) for a in clamp)
+    total = 0.0
+    for blk, logits in zip(blocks, reference, strict=True):
+        m = mask[blk.slice]
+        if not m.any():
+            continue
+        sub = np.asarray(logits)[m]
+        v = values[blk.slice][m].astype(np.int64)
+        if blk.kind == "spin":
+            total += float(np.sum(np.logaddexp(sub / 2, -sub / 2)) - np.sum(v * sub / 2))
+        elif blk.kind == "binary":
+            total += float(np.sum(np.logaddexp(0.0, sub)) - np.sum(v * sub))
+        else:
+            lse = np.log(np.sum(np.exp(sub - sub.max(-1, keepdims=True)), -1)) + sub.max(-1)
+            total += float(np.sum(lse) - np.sum(np.take_along_axis(sub, v[:, None], -1)))
+    return total
+
+
+@dataclasses.dataclass
+class NRPTResult:
+    """The outcome of `hn.nrpt`.
+
+    Attributes:
+        samples: int8 (1, n_rounds, n): the beta = 1 chain after every round,
+            natural order (ArviZ layout: chain, draw, variable).
+        state: the final `NRPTState` (pass it back as `state=` to continue).
+        energy: (n_rounds, N) energies V per slot and round.
+        acceptance: (n_rounds, N-1) swap acceptance probabilities per pair.
+        ladder: (N,) inverse temperatures.
+        log_z: `core.evidence.LogZ` (stepping stone, both directions).
+    """
+
+    samples: jax.Array
+    state: tempering.NRPTState
+    energy: np.ndarray
+    acceptance: np.ndarray
+    ladder: np.ndarray
+    log_z: evidence.LogZ | None
+
+    @property
+    def rejection(self) -> np.ndarray:
+        """Mean rejection rate per neighbouring pair."""
+        return 1.0 - self.acceptance.mean(axis=0)
+
+    @property
+    def total_barrier(self) -> float:
+        return schedule.total_barrier(self.rejection)
+
+    @property
+    def round_trips(self) -> int:
+        return int(self.state.round_trips)
+
+
+def nrpt(
+    model: EnergyModel,
+    key: jax.Array,
+    betas=None,
+    n_rounds: int = 1000,
+    n_explore: int = 1,
+    n_chains: int = 16,
+    init=None,
+    clamp=None,
+    reference=None,
+    state: tempering.NRPTState | None = None,
+    device=None,
+) -> NRPTResult:
+    """Non-reversible parallel tempering on a fixed ladder.
+
+    Args:
+        model: any hamon-nnx model.
+        key: PRNG key. Continuing with `state=` and the same key is the same
+            as one longer run.
+        betas: the ladder, strictly increasing from 0 to 1 (default: `n_chains`
+            evenly spaced values). Use `hn.autotune` for a tuned ladder.
+        n_rounds: rounds to run; every round records the beta = 1 state.
+        n_explore: Gibbs sweeps per chain per round.
+        n_chains: ladder size when `betas` is None.
+        init: optional (N, n) or (n,) initial states, natural order.
+        clamp: optional `(mask, values)` held fixed in every chain.
+        reference: optional product reference (logits per block, internal
+            order) for the beta = 0 end; uniform by default.
+        state: an `NRPTState` to continue from (ignores betas and init).
+        device: reserved for device routing (None leaves placement to JAX).
+
+    Returns:
+        NRPTResult with the cold-chain samples, log Z and swap statistics.
+
+    Example:
+        >>> import jax, hamon_nnx as hn
+        >>> m = hn.IsingModel.lattice((8, 8), coupling=0.5)
+        >>> res = hn.nrpt(m, jax.random.key(0), n_rounds=200, n_chains=8)
+        >>> res.samples.shape
+        (1, 200, 64)
+    """
+    if device not in (None, "auto"):
+        raise NotImplementedError("device routing other than None/'auto' is not available yet")
+    key = _check_key(key)
+    random.check_threefry(key)
+    n_rounds = _check_count("n_rounds", n_rounds, 1)
+    n_explore = _check_count("n_explore", n_explore, 1)
+    runner = Runner(model, clamp=clamp, reference=reference)
+    init_key, run_key = jax.random.split(key)
+    if state is None:
+        if betas is None:
+            betas = np.linspace(0.0, 1.0, _check_count("n_chains", n_chains, 2))
+        state = runner.initial_state(init_key, betas)
+        if init is not None:
+            x = model.validate_state(init, name="init")
+            x = jnp.broadcast_to(x, state.x.shape) if x.ndim == 1 else x
+            if x.shape != state.x.shape:
+                raise ValueError(f"init must have shape {state.x.shape[1:]} or {state.x.shape}")
+            x = model.to_internal(x)
+            if runner.clamp is not None:
+                x = jnp.where(runner.clamp[0], runner.clamp[1], x)
+            state = state._replace(x=x)
+    state, info = runner.run(run_key, state, n_rounds, n_explore)
+    ladder = np.asarray(state.ladder, np.float64)
+    energy = np.asarray(info.energy, np.float64)
+    try:
+        log_z = evidence.stepping_stone(energy, ladder, runner.log_z_reference())
+    except ValueError:
+        log_z = None  # too few rounds for an error bar
+    return NRPTResult(
+        samples=info.cold[None],
+        state=state,
+        energy=energy,
+        acceptance=np.asarray(info.acceptance, np.float64),
+        ladder=ladder,
+        log_z=log_z,
+    )
