@@ -19,14 +19,23 @@ from .sampling import _check_count, _check_key, check_clamp
 TRACE_COUNT = 0
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef", "n_rounds", "n_explore"))
-def _nrpt_program(graphdef, params, key, state, clamp_mask, reference, *, n_rounds, n_explore):
+@functools.partial(jax.jit, static_argnames=("graphdef", "capacity"))
+def _nrpt_program(
+    graphdef, params, key, state, clamp_mask, reference, n_rounds, n_explore, *, capacity
+):
     global TRACE_COUNT
     TRACE_COUNT += 1
     model = nnx.merge(graphdef, params)
     clamp = None if clamp_mask is None else gibbs.Clamp(clamp_mask)
     state, info = tempering.run(
-        key, state, model, n_rounds=n_rounds, n_explore=n_explore, clamp=clamp, reference=reference
+        key,
+        state,
+        model,
+        n_rounds=n_rounds,
+        capacity=capacity,
+        n_explore=n_explore,
+        clamp=clamp,
+        reference=reference,
     )
     return state, info._replace(cold=model.to_natural(info.cold))
 
@@ -77,17 +86,34 @@ class Runner:
             log_z -= _clamped_reference_log_z(blocks, reference, self.clamp)
         return log_z
 
+    @property
+    def capacity(self) -> int:
+        """Rounds per compiled call: 256, fewer for big models (buffer memory)."""
+        rounds = 2 ** int(np.log2(max(2**22 // max(self.n_variables, 1), 1)))
+        return int(np.clip(rounds, 8, 256))
+
     def run(self, key, state, n_rounds: int, n_explore: int):
+        """`n_rounds` rounds in chunks of `capacity`, one compiled program for all."""
         mask = None if self.clamp is None else self.clamp[0]
-        state, info = _nrpt_program(
-            self.graphdef,
-            self.params,
-            key,
-            state,
-            mask,
-            self.reference,
-            n_rounds=n_rounds,
-            n_explore=n_explore,
+        chunks = []
+        done = 0
+        while done < n_rounds:
+            active = min(self.capacity, n_rounds - done)
+            state, info = _nrpt_program(
+                self.graphdef,
+                self.params,
+                key,
+                state,
+                mask,
+                self.reference,
+                jnp.int32(active),
+                jnp.int32(n_explore),
+                capacity=self.capacity,
+            )
+            chunks.append(jax.tree.map(lambda a, k=active: a[:k], info))
+            done += active
+        info = (
+            jax.tree.map(lambda *a: jnp.concatenate(a), *chunks) if len(chunks) > 1 else chunks[0]
         )
         energy = np.asarray(info.energy)
         if not np.all(np.isfinite(energy)):

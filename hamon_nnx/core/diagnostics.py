@@ -394,13 +394,15 @@ def split_rhat(x):
 # effective sample size
 
 
-def _autocov(x: np.ndarray) -> np.ndarray:
-    """Biased autocovariance (divisor N) along the last axis, all lags 0..N-1, by FFT."""
+def _mean_autocov(x: np.ndarray) -> np.ndarray:
+    """(V, C, N) -> (V, N): biased autocovariances (divisor N) at lags 0..N-1 by FFT,
+    averaged over the chains (averaged before the inverse FFT, which is linear)."""
     n = x.shape[-1]
     size = 1 << (2 * n - 1).bit_length()  # power of two >= 2N: no circular wrap-around
     centered = x - x.mean(axis=-1, keepdims=True)
     f = np.fft.rfft(centered, n=size, axis=-1)
-    return np.fft.irfft(f.real**2 + f.imag**2, n=size, axis=-1)[..., :n] / n
+    power = (f.real**2 + f.imag**2).mean(axis=1)
+    return np.fft.irfft(power, n=size, axis=-1)[:, :n] / n
 
 
 def _ess_core(x: np.ndarray) -> np.ndarray:
@@ -408,13 +410,13 @@ def _ess_core(x: np.ndarray) -> np.ndarray:
     v, c, n = x.shape
     total = c * n
     const = _is_constant(x)
-    acov = _autocov(x)  # (V, C, N)
+    acov = _mean_autocov(x)  # (V, N), mean over chains
     with np.errstate(divide="ignore", invalid="ignore"):
-        mean_var = acov[..., 0].mean(axis=-1) * n / (n - 1.0)  # W
+        mean_var = acov[:, 0] * n / (n - 1.0)  # W, mean within-chain variance
         var_plus = mean_var * (n - 1.0) / n
         if c > 1:
             var_plus = var_plus + x.mean(axis=-1).var(axis=-1, ddof=1)
-        rho = 1.0 - (mean_var[:, None] - acov.mean(axis=1)) / var_plus[:, None]  # (V, N)
+        rho = 1.0 - (mean_var[:, None] - acov) / var_plus[:, None]  # (V, N)
     rho[:, 0] = 1.0
 
     # Geyer's initial positive sequence on pair sums P_k = rho_2k + rho_2k+1. Stan's loop

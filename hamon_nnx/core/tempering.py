@@ -136,7 +136,7 @@ def round_kernel(
         key: the run's key; this round uses `fold_in(key, state.round)`.
         state: NRPTState.
         model: see `core.gibbs`; also needs `internal_energy`.
-        n_explore: Gibbs sweeps per chain per round (static).
+        n_explore: Gibbs sweeps per chain per round (may be traced).
         clamp: optional Clamp shared by all chains.
         reference: optional product reference (logits per block).
     """
@@ -167,16 +167,32 @@ def run(
     state: NRPTState,
     model,
     *,
-    n_rounds: int,
-    n_explore: int,
+    n_rounds: jax.Array,
+    capacity: int,
+    n_explore: jax.Array,
     clamp: gibbs.Clamp | None = None,
     reference=None,
 ) -> tuple[NRPTState, RoundInfo]:
-    """`n_rounds` rounds under `lax.scan`; infos are stacked (n_rounds, ...)."""
+    """Up to `capacity` rounds; `n_rounds` and `n_explore` may be traced.
 
-    def body(state, _):
-        return round_kernel(
+    One compiled program thus serves every run length and exploration
+    count: callers loop over chunks of `capacity` rounds. Infos are written
+    into buffers of `capacity` rows, of which the first `n_rounds` are set.
+    """
+    n_chains, n = state.x.shape
+    buffers = RoundInfo(
+        energy=jnp.zeros((capacity, n_chains), jnp.float32),
+        acceptance=jnp.zeros((capacity, n_chains - 1), jnp.float32),
+        swapped=jnp.zeros((capacity, n_chains - 1), bool),
+        cold=jnp.zeros((capacity, n), jnp.int8),
+    )
+
+    def body(i, carry):
+        state, buffers = carry
+        state, info = round_kernel(
             key, state, model, n_explore=n_explore, clamp=clamp, reference=reference
         )
+        buffers = jax.tree.map(lambda buf, v: buf.at[i].set(v), buffers, info)
+        return state, buffers
 
-    return lax.scan(body, state, None, length=n_rounds)
+    return lax.fori_loop(0, n_rounds, body, (state, buffers))

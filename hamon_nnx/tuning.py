@@ -1,0 +1,380 @@
+"""Autotuned NRPT: ladder, chain count and exploration, then a reusable plan.
+
+`autotune` runs the tuning steps in dependency order, each on the chains
+the previous step left warm:
+
+1. `tune_schedule` (Syed et al. 2021, Alg. 4): rounds double between
+   adaptations; each adaptation moves the ladder to equal steps of the
+   cumulative barrier estimated from the rejection rates.
+2. `tune_chains`: N from the total barrier Lambda (about 2 Lambda + 1, the
+   chain count that maximises round trips per unit of work when work grows
+   with N), then the schedule is adapted again at the new N.
+3. optionally a variational reference: a product reference fitted to the
+   beta = 1 chain, then the schedule is adapted again (Lambda drops when
+   the model has strong fields).
+4. `tune_exploration`: n_explore in 1, 2, 4, ... by measured ESS of the
+   beta = 1 energy per wall-second.
+
+The result, an `NRPTPlan`, samples with `.sample` / `.extend`, estimates
+log Z with `.log_z()` and describes itself with `.report()`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .core import diagnostics, evidence, random, schedule, tempering
+from .core import reference as ref_lib
+from .models.base import EnergyModel
+from .models.ising import IsingModel
+from .nrpt import Runner
+from .sampling import _check_count, _check_key
+
+
+@dataclasses.dataclass
+class AdaptationStep:
+    """One schedule adaptation: the ladder used, its rates, and what they gave."""
+
+    ladder: np.ndarray
+    rejection: np.ndarray
+    n_rounds: int
+    round_trips: int
+
+    @property
+    def total_barrier(self) -> float:
+        return schedule.total_barrier(self.rejection)
+
+
+def _rejection(state: tempering.NRPTState) -> np.ndarray:
+    return np.asarray(state.rejection, np.float64) / max(int(state.n_stats), 1)
+
+
+def tune_schedule(
+    runner: Runner,
+    key: jax.Array,
+    state: tempering.NRPTState,
+    *,
+    n_explore: int = 1,
+    first_rounds: int = 32,
+    n_adaptations: int = 5,
+    history: list | None = None,
+) -> tempering.NRPTState:
+    """Adapt the ladder `n_adaptations` times, doubling the rounds each time.
+
+    Returns the state on the adapted ladder (statistics reset); appends an
+    `AdaptationStep` per adaptation to `history` when given.
+    """
+    n_rounds = first_rounds
+    for step in range(n_adaptations):
+        trips_before = int(state.round_trips)
+        state, _ = runner.run(jax.random.fold_in(key, step), state, n_rounds, n_explore)
+        rejection = _rejection(state)
+        ladder = np.asarray(state.ladder, np.float64)
+        if history is not None:
+            history.append(
+                AdaptationStep(ladder, rejection, n_rounds, int(state.round_trips) - trips_before)
+            )
+        new = schedule.equal_barrier_ladder(ladder, rejection)
+        state = tempering.reset_statistics(state, jnp.asarray(new, jnp.float32))
+        n_rounds *= 2
+    return state
+
+
+def tune_chains(total_barrier: float, min_chains: int = 4, max_chains: int = 256) -> int:
+    """Ladder size from the total barrier: ceil(2 Lambda) + 1, clipped.
+
+    With N slots each pair rejects about r = Lambda / (N - 1); round trips
+    per round are 1 / (2 + 2 (N - 1) r / (1 - r)), so round trips per unit
+    of work (proportional to N) peak near r = 1/2, i.e. N = 2 Lambda + 1.
+    """
+    if not math.isfinite(total_barrier) or total_barrier < 0:
+        raise ValueError(f"total barrier must be finite and >= 0, got {total_barrier}")
+    return int(np.clip(math.ceil(2 * total_barrier) + 1, min_chains, max_chains))
+
+
+def resize(state: tempering.NRPTState, ladder: np.ndarray) -> tempering.NRPTState:
+    """Move to a new ladder (any size): each new slot takes the nearest old chain."""
+    old = np.asarray(state.ladder, np.float64)
+    nearest = np.abs(ladder[:, None] - old[None, :]).argmin(axis=1)
+    return tempering.init(state.x[jnp.asarray(nearest)], jnp.asarray(ladder, jnp.float32))
+
+
+def tune_exploration(
+    runner: Runner,
+    key: jax.Array,
+    state: tempering.NRPTState,
+    *,
+    candidates=(1, 2, 4, 8),
+    n_rounds: int = 256,
+) -> tuple[int, tempering.NRPTState, dict[int, float]]:
+    """Pick n_explore by measured ESS of the beta = 1 energy per wall-second.
+
+    All candidates share one compiled program (n_explore is traced), so
+    each is timed on its first run.
+
+    Returns:
+        (best n_explore, warm state, {n_explore: ESS per second}).
+    """
+    scores = {}
+    for i, n_explore in enumerate(candidates):
+        start = time.perf_counter()
+        state, info = runner.run(jax.random.fold_in(key, i), state, n_rounds, n_explore)
+        jax.block_until_ready(info.energy)
+        seconds = time.perf_counter() - start
+        ess = float(diagnostics.ess(np.asarray(info.energy)[None, :, -1], method="bulk"))
+        scores[n_explore] = (ess if math.isfinite(ess) else 0.0) / seconds
+    best = max(scores, key=scores.get)
+    return best, tempering.reset_statistics(state), scores
+
+
+@dataclasses.dataclass
+class NRPTReport:
+    """A readable summary of a plan; `str(report)` prints it."""
+
+    n_chains: int
+    n_explore: int
+    total_barrier: float
+    round_trips: int
+    n_rounds: int
+    round_trip_rate: float
+    predicted_round_trip_rate: float
+    acceptance: np.ndarray
+    ladder: np.ndarray
+    ess_energy: float
+    log_z: float | None
+    log_z_stderr: float | None
+    reference: str
+    plan: NRPTPlan | None = dataclasses.field(default=None, repr=False)
+
+    def __str__(self) -> str:
+        lines = [
+            f"NRPT plan: N = {self.n_chains} chains, n_explore = {self.n_explore}, "
+            f"{self.reference} reference",
+            f"  barrier Lambda = {self.total_barrier:.3f}",
+            f"  round trips = {self.round_trips} in {self.n_rounds} rounds: "
+            f"{self.round_trip_rate:.4f}/round (predicted 1/(2+2 Lambda) = "
+            f"{self.predicted_round_trip_rate:.4f})",
+            f"  ESS of the beta = 1 energy = {self.ess_energy:.1f}",
+        ]
+        if self.log_z is not None:
+            lines.append(f"  log Z = {self.log_z:.4f} +- {self.log_z_stderr:.4f} (stepping stone)")
+        lines.append("  acceptance per pair: " + " ".join(f"{a:.2f}" for a in self.acceptance))
+        lines.append("  ladder: " + " ".join(f"{b:.3f}" for b in self.ladder))
+        return "\n".join(lines)
+
+
+class NRPTPlan:
+    """A tuned NRPT run: warm chains on a tuned ladder, ready to sample.
+
+    Example:
+        >>> import jax, hamon_nnx as hn
+        >>> m = hn.IsingModel.lattice((6, 6), coupling=0.5)
+        >>> plan = hn.autotune(m, jax.random.key(0), max_rounds=128)
+        >>> s = plan.sample(jax.random.key(1), 200)
+        >>> s.shape
+        (1, 200, 36)
+    """
+
+    def __init__(self, runner: Runner, state, n_explore: int, history: list):
+        self.runner = runner
+        self.state = state
+        self.n_explore = n_explore
+        self.history = history
+        self._draws: list[jax.Array] = []
+        self._energy: list[np.ndarray] = []
+        self._acceptance: list[np.ndarray] = []
+        self._trips_at_start = int(state.round_trips)
+        self._rounds_at_start = int(state.round)
+
+    @property
+    def ladder(self) -> np.ndarray:
+        return np.asarray(self.state.ladder, np.float64)
+
+    @property
+    def n_chains(self) -> int:
+        return int(self.state.ladder.shape[0])
+
+    def _run(self, key, n: int) -> None:
+        key = _check_key(key)
+        random.check_threefry(key)
+        n = _check_count("n", n, 1)
+        self.state, info = self.runner.run(key, self.state, n, self.n_explore)
+        self._draws.append(info.cold)
+        self._energy.append(np.asarray(info.energy, np.float64))
+        self._acceptance.append(np.asarray(info.acceptance, np.float64))
+
+    def sample(self, key: jax.Array, n: int) -> jax.Array:
+        """n new draws of the beta = 1 chain, (1, n, n_variables), natural order.
+
+        The chains continue from where they are; earlier draws are dropped
+        from the plan's collection (log Z keeps using every round).
+        """
+        self._draws = []
+        self._run(key, n)
+        return self._draws[-1][None]
+
+    def extend(self, key: jax.Array, n: int) -> jax.Array:
+        """n more rounds; returns all draws collected since the last `sample`."""
+        self._run(key, n)
+        return jnp.concatenate(self._draws)[None]
+
+    def energies(self) -> np.ndarray:
+        """(rounds, N) energies of every sampling round so far."""
+        if not self._energy:
+            raise ValueError("the plan has not sampled yet: call plan.sample(key, n) first")
+        return np.concatenate(self._energy)
+
+    def log_z(self) -> tuple[float, float]:
+        """(log Z, standard error) in nats from every sampling round so far."""
+        est = evidence.stepping_stone(self.energies(), self.ladder, self.runner.log_z_reference())
+        return est.estimate, est.stderr
+
+    def log_z_details(self) -> evidence.LogZ:
+        return evidence.stepping_stone(self.energies(), self.ladder, self.runner.log_z_reference())
+
+    def report(self) -> NRPTReport:
+        energy = self.energies()
+        acceptance = np.concatenate(self._acceptance).mean(axis=0)
+        barrier = schedule.total_barrier(1 - acceptance)
+        n_rounds = energy.shape[0]
+        trips = int(self.state.round_trips) - self._trips_at_start
+        try:
+            log_z, log_z_err = self.log_z()
+        except ValueError:
+            log_z, log_z_err = None, None
+        ess = float(diagnostics.ess(energy[None, :, -1], method="bulk")) if n_rounds >= 8 else 0.0
+        return NRPTReport(
+            n_chains=self.n_chains,
+            n_explore=self.n_explore,
+            total_barrier=barrier,
+            round_trips=trips,
+            n_rounds=n_rounds,
+            round_trip_rate=trips / n_rounds,
+            predicted_round_trip_rate=schedule.predicted_round_trip_rate(barrier),
+            acceptance=acceptance,
+            ladder=self.ladder,
+            ess_energy=ess,
+            log_z=log_z,
+            log_z_stderr=log_z_err,
+            reference="uniform" if self.runner.reference is None else "variational",
+            plan=self,
+        )
+
+
+def autotune(
+    model: EnergyModel,
+    key: jax.Array,
+    *,
+    n_chains: int | None = None,
+    n_explore: int | None = None,
+    max_rounds: int = 1024,
+    reference: str = "uniform",
+    clamp=None,
+    max_chains: int = 256,
+    device=None,
+) -> NRPTPlan:
+    """Tune NRPT for `model`: ladder, chain count, exploration; see module doc.
+
+    Args:
+        model: any hamon-nnx model.
+        key: PRNG key.
+        n_chains: fix N instead of tuning it.
+        n_explore: fix the sweeps per round instead of tuning them.
+        max_rounds: rounds of the longest adaptation (rounds double up to it).
+        reference: "uniform" or "variational" (a product reference fitted to
+            the beta = 1 chain).
+        clamp: optional `(mask, values)` held fixed in every chain.
+        max_chains: upper limit for the tuned N.
+        device: reserved for device routing.
+
+    Returns:
+        NRPTPlan.
+    """
+    if device not in (None, "auto"):
+        raise NotImplementedError("device routing other than None/'auto' is not available yet")
+    if reference not in ("uniform", "variational"):
+        raise ValueError(f"reference must be 'uniform' or 'variational', got {reference!r}")
+    key = _check_key(key)
+    random.check_threefry(key)
+    max_rounds = _check_count("max_rounds", max_rounds, 32)
+    if n_explore is not None:
+        n_explore = _check_count("n_explore", n_explore, 1)
+    runner = Runner(model, clamp=clamp)
+    n_adapt = max(1, int(math.log2(max_rounds)) - 4)  # 32, 64, ..., max_rounds
+    keys = jax.random.split(key, 6)
+    start_n = _check_count("n_chains", n_chains, 2) if n_chains is not None else 16
+    state = runner.initial_state(keys[0], np.linspace(0.0, 1.0, start_n))
+    history: list[AdaptationStep] = []
+    explore = n_explore or 1
+    state = tune_schedule(
+        runner, keys[1], state, n_explore=explore, n_adaptations=n_adapt, history=history
+    )
+    if n_chains is None:
+        last = history[-1]
+        n_new = tune_chains(last.total_barrier, max_chains=max_chains)
+        ladder = schedule.equal_barrier_ladder(last.ladder, last.rejection, n_new)
+        state = resize(state, ladder)
+        state = tune_schedule(
+            runner, keys[2], state, n_explore=explore, first_rounds=max_rounds // 4,
+            n_adaptations=2, history=history,
+        )  # fmt: skip
+    if reference == "variational":
+        state, cold = runner.run(keys[3], state, max_rounds // 2, explore)
+        fitted = ref_lib.fit(runner.model.to_internal(cold.cold), runner.model.blocks)
+        runner.reference = fitted
+        state = tempering.reset_statistics(state)
+        state = tune_schedule(
+            runner, keys[4], state, n_explore=explore, first_rounds=max_rounds // 4,
+            n_adaptations=2, history=history,
+        )  # fmt: skip
+    if n_explore is None:
+        explore, state, _ = tune_exploration(runner, keys[5], state)
+    return NRPTPlan(runner, state, explore, history)
+
+
+def autosample(model: EnergyModel, key: jax.Array, n_samples: int = 1000, **kwargs):
+    """Autotune, then draw `n_samples` from the beta = 1 chain.
+
+    Returns:
+        (samples (1, n_samples, n) int8 natural order, NRPTReport); the tuned
+        plan is `report.plan`.
+
+    Example:
+        >>> import jax, hamon_nnx as hn
+        >>> m = hn.IsingModel.lattice((6, 6), coupling=0.6)
+        >>> s, report = hn.autosample(m, jax.random.key(0), n_samples=100, max_rounds=64)
+        >>> s.shape, report.plan.n_chains >= 4
+        ((1, 100, 36), True)
+    """
+    n_samples = _check_count("n_samples", n_samples, 1)
+    tune_key, sample_key = jax.random.split(_check_key(key))
+    plan = autotune(model, tune_key, **kwargs)
+    samples = plan.sample(sample_key, n_samples)
+    return samples, plan.report()
+
+
+def ising_sample(fields, edges, couplings, *, key: jax.Array, n_samples: int = 1000, **kwargs):
+    """One call for Ising problems: build the model, autotune NRPT, sample.
+
+    Args:
+        fields: (n,) external fields h.
+        edges: (E, 2) pairs of interacting spins.
+        couplings: (E,) couplings J (E = -sum J s_i s_j - sum h s).
+        key: PRNG key.
+        n_samples: draws of the beta = 1 chain.
+        **kwargs: passed to `autotune`.
+
+    Returns:
+        (samples (1, n_samples, n) int8 spins, NRPTReport with `.plan`).
+    """
+    fields = np.asarray(fields, np.float32)
+    if fields.ndim != 1:
+        raise ValueError(f"fields must have shape (n,), got {fields.shape}")
+    model = IsingModel.from_edges(len(fields), edges, couplings, fields)
+    return autosample(model, key, n_samples, **kwargs)
