@@ -1,13 +1,15 @@
 """hamon-nnx: trainable discrete energy-based models in Flax NNX."""
 
 from . import exact as exact
+from .core.diagnostics import effective_sample_size as effective_sample_size
+from .core.diagnostics import rhat as rhat
 from .models import RBM as RBM
 from .models import Block as Block
 from .models import EnergyModel as EnergyModel
 from .models import IsingModel as IsingModel
 from .models import PottsModel as PottsModel
-from .nrpt import NRPTResult as NRPTResult
-from .nrpt import nrpt as nrpt
+from .parallel_tempering import NRPTResult as NRPTResult
+from .parallel_tempering import nrpt as nrpt
 from .sampling import sample as sample
 from .tuning import NRPTPlan as NRPTPlan
 from .tuning import NRPTReport as NRPTReport

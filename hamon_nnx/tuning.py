@@ -33,7 +33,7 @@ from .core import diagnostics, evidence, random, schedule, tempering
 from .core import reference as ref_lib
 from .models.base import EnergyModel
 from .models.ising import IsingModel
-from .nrpt import Runner
+from .parallel_tempering import Runner
 from .sampling import _check_count, _check_key
 
 

@@ -147,8 +147,8 @@ def normal_quantile(p):
 
     Example:
         >>> from hamon_nnx.core.diagnostics import normal_quantile
-        >>> round(normal_quantile(0.975), 12)
-        1.959963984541
+        >>> round(normal_quantile(0.975), 9)
+        1.959963985
     """
     p_arr = np.asarray(p, dtype=np.float64)
     flat = p_arr.reshape(-1)
@@ -183,9 +183,7 @@ def normal_quantile(p):
 def _prepare(x) -> tuple[np.ndarray, tuple[int, ...]]:
     """Validate `x` and return it as float64 (V, chain, draw) plus the variable shape."""
     arr = np.asarray(x)
-    if arr.dtype != np.bool_ and not (
-        np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
-    ):
+    if arr.dtype.kind in "cmMOSU":  # complex, times, objects, strings
         raise TypeError(f"diagnostics need real-valued draws, got dtype {arr.dtype}")
     if arr.ndim < 2:
         raise ValueError(
@@ -201,7 +199,7 @@ def _prepare(x) -> tuple[np.ndarray, tuple[int, ...]]:
             f"(shape {arr.shape}; the draw axis is axis 1)"
         )
     var_shape = arr.shape[2:]
-    is_float = np.issubdtype(arr.dtype, np.floating)
+    is_float = arr.dtype.kind not in "biu"  # floats, including ml_dtypes' bfloat16
     arr = arr.astype(np.float64, copy=False).reshape(n_chains, n_draws, math.prod(var_shape))
     if is_float:
         finite = np.isfinite(arr)
@@ -285,15 +283,12 @@ def _fold(x: np.ndarray) -> np.ndarray:
 
 def _rhat_core(x: np.ndarray) -> np.ndarray:
     """Potential scale reduction of (V, C, N) chains as given (no splitting)."""
-    n = x.shape[-1]
+    n = x.shape[-1]  # x has 2+ chains: split ones, or checked by the caller
     const = _is_constant(x)
+    stuck = (x.max(axis=-1) == x.min(axis=-1)).all(axis=-1)  # every chain constant
     with np.errstate(divide="ignore", invalid="ignore"):
-        chain_mean = x.mean(axis=-1)
-        within = x.var(axis=-1, ddof=1).mean(axis=-1)
-        if x.shape[1] > 1:
-            between = n * chain_mean.var(axis=-1, ddof=1)
-        else:
-            between = np.zeros(x.shape[0])
+        within = np.where(stuck, 0.0, x.var(axis=-1, ddof=1).mean(axis=-1))
+        between = n * x.mean(axis=-1).var(axis=-1, ddof=1)
         # Chains constant inside but not across: W = 0 < B, R-hat = inf.
         out = np.sqrt((between / within + n - 1.0) / n)
     out[const] = np.nan
@@ -508,7 +503,10 @@ def ess(x, method: str = "bulk", prob=None):
     elif method == "mean":
         out = _ess_core(_split_chains(arr))
     elif method == "tail":
-        lo, hi = (0.05, 0.95) if prob is None else prob
+        probs = (0.05, 0.95) if prob is None else tuple(np.atleast_1d(prob))
+        if len(probs) != 2:
+            raise ValueError(f"ess(method='tail') needs a pair of probabilities, got {prob!r}")
+        lo, hi = probs
         out = np.fmin(
             _ess_quantile(arr, _check_prob(lo)),
             _ess_quantile(arr, _check_prob(hi)),

@@ -1,0 +1,271 @@
+"""NRPT: cold chain against enumeration, index process, adaptation, log Z, plans."""
+
+import copy
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from stats import assert_matches
+
+import hamon_nnx as hn
+from hamon_nnx import parallel_tempering as nrpt_module
+from hamon_nnx.core import schedule, tempering
+from hamon_nnx.models.base import SPIN, Block, EnergyModel
+
+N_ROUNDS = 4000
+
+
+def pseudo_chains(samples, n=40):
+    """Contiguous batches of the single cold chain, for batch-means standard errors."""
+    s = np.asarray(samples)[0]
+    return s[: (len(s) // n) * n].reshape(n, -1, s.shape[-1])
+
+
+def check_cold_chain(model, key, **kw):
+    res = hn.nrpt(model, key, n_rounds=N_ROUNDS, n_chains=6, **kw)
+    states, probs = hn.exact.probabilities(model)
+    if "clamp" in kw:
+        mask, values = kw["clamp"]
+        keep = np.all(states[:, mask] == values[mask], axis=1)
+        states, probs = states[keep], probs[keep] / probs[keep].sum()
+    assert_matches(pseudo_chains(res.samples), states, probs, model.variable_values())
+    return res
+
+
+def test_cold_chain_ising_with_fields(key):
+    g = np.random.default_rng(0)
+    m = hn.IsingModel.lattice((4, 4), coupling=0.7, field=0.2 * g.normal(size=(4, 4)))
+    check_cold_chain(m, key)
+
+
+def test_cold_chain_potts_and_rbm(key):
+    g = np.random.default_rng(1)
+    check_cold_chain(hn.PottsModel.lattice((3, 3), q=3, coupling=0.9), key)
+    rbm = hn.RBM.from_params(g.normal(size=(6, 4)), g.normal(size=6), g.normal(size=4))
+    check_cold_chain(rbm, key)
+
+
+def test_cold_chain_clamped_rbm(key):
+    g = np.random.default_rng(2)
+    rbm = hn.RBM.from_params(1.5 * g.normal(size=(6, 4)), g.normal(size=6), g.normal(size=4))
+    mask = np.zeros(10, bool)
+    mask[[0, 3]] = True
+    values = np.zeros(10, np.int8)
+    values[0] = 1
+    res = check_cold_chain(rbm, key, clamp=(mask, values))
+    assert np.all(np.asarray(res.samples)[..., mask] == values[mask])
+    # log Z of the clamped model is the log of the conditional's normaliser
+    states, probs = hn.exact.probabilities(rbm)
+    keep = np.all(states[:, mask] == values[mask], axis=1)
+    exact = hn.exact.log_partition(rbm) + np.log(probs[keep].sum())
+    assert abs(res.log_z.estimate - exact) < 4 * res.log_z.stderr + 1e-3
+
+
+def simulate_index_process(n_chains, n_rounds):
+    """Always-accepted DEO swaps, written out: round trips and restarts."""
+    replica = list(range(n_chains))
+    last = [-1] * n_chains
+    trips = restarts = 0
+    for r in range(n_rounds):
+        for i in range(r % 2, n_chains - 1, 2):
+            replica[i], replica[i + 1] = replica[i + 1], replica[i]
+        if last[replica[0]] == 1:
+            trips += 1
+        last[replica[0]] = 0
+        if last[replica[-1]] == 0:
+            restarts += 1
+        last[replica[-1]] = 1
+    return trips, restarts
+
+
+@pytest.mark.parametrize("n_chains", [2, 5, 8])
+def test_round_trips_exact_when_every_swap_is_accepted(key, n_chains):
+    flat = hn.IsingModel.lattice((4,), coupling=0.0, field=0.0)  # V = 0: always accept
+    res = hn.nrpt(flat, key, n_rounds=301, n_chains=n_chains)
+    assert np.all(res.acceptance == 1.0)
+    trips, restarts = simulate_index_process(n_chains, 301)
+    assert int(res.state.round_trips) == trips
+    assert int(res.state.restarts) == restarts
+    # ballistic replicas: one round trip per 2N rounds each, 1/2 per round in all
+    assert abs(trips - 301 / 2) <= 2 * n_chains
+
+
+def test_continuing_equals_one_long_run(key):
+    m = hn.IsingModel.lattice((4, 4), coupling=0.5, field=0.1)
+    whole = hn.nrpt(m, key, n_rounds=300, n_chains=5)
+    first = hn.nrpt(m, key, n_rounds=120, n_chains=5)
+    rest = hn.nrpt(m, key, n_rounds=180, state=first.state)
+    np.testing.assert_array_equal(
+        np.concatenate([first.samples, rest.samples], axis=1), whole.samples
+    )
+    np.testing.assert_array_equal(np.asarray(rest.state.x), np.asarray(whole.state.x))
+    assert int(rest.state.round_trips) == int(whole.state.round_trips)
+
+
+def test_plan_extend_equals_one_long_sample(key):
+    m = hn.IsingModel.lattice((4, 4), coupling=0.6)
+    plan = hn.autotune(m, key, max_rounds=64, n_explore=1)
+    twin = copy.copy(plan)
+    a = plan.sample(jax.random.key(5), 100)
+    b = plan.extend(jax.random.key(5), 150)
+    c = twin.sample(jax.random.key(5), 250)
+    assert b.shape == (1, 250, 16)
+    np.testing.assert_array_equal(a, b[:, :100])
+    np.testing.assert_array_equal(b, c)
+
+
+def exact_barrier(n, h):
+    """Lambda of n free spins in a field h: the integral of lambda(beta) = E|V - V'| / 2.
+
+    V = -h sum(s) = -h (2K - n) with K ~ Binomial(n, sigmoid(2 beta h)), so
+    lambda(beta) = h E|K - K'| for independent K, K' (Syed et al. 2021, eq. 14).
+    """
+    from math import comb
+
+    k = np.arange(n + 1)
+    grid = np.linspace(0, 1, 2001)
+    lam = []
+    for beta in grid:
+        p = 1 / (1 + np.exp(-2 * beta * h))
+        pmf = np.array([comb(n, i) for i in k]) * p**k * (1 - p) ** (n - k)
+        lam.append(h * np.sum(pmf[:, None] * pmf[None, :] * np.abs(k[:, None] - k[None, :])))
+    return float(np.trapezoid(lam, grid))
+
+
+def test_adaptation_equalises_rejection_on_a_known_barrier(key):
+    # free spins in a strong field: the barrier piles up at small beta
+    n, h = 24, 2.0
+    m = hn.IsingModel.from_edges(n, np.zeros((0, 2), int), 0.0, h)
+    runner = nrpt_module.Runner(m)
+    state = runner.initial_state(key, np.linspace(0, 1, 12))
+    history = []
+    hn.tuning.tune_schedule(runner, key, state, first_rounds=64, n_adaptations=6, history=history)
+    first, last = history[0].rejection, history[-1].rejection
+    assert np.std(first) / np.mean(first) > 0.3, "the even ladder must start unequal"
+    assert np.std(last) / np.mean(last) < 0.1
+    assert history[-1].ladder[1] < 0.75 / 11, "slots crowd where the barrier is"
+    exact = exact_barrier(n, h)
+    assert abs(history[-1].total_barrier - exact) < 0.05 * exact, (history[-1].total_barrier, exact)
+
+
+def test_log_z_of_small_spin_glasses(key):
+    g = np.random.default_rng(3)
+    for seed in range(2):
+        n = 12
+        J = g.normal(size=(n, n)) / np.sqrt(n) * 1.5
+        J = np.triu(J, 1) + np.triu(J, 1).T
+        m = hn.IsingModel.dense(J, 0.3 * g.normal(size=n))
+        res = hn.nrpt(m, jax.random.fold_in(key, seed), n_rounds=6000, n_chains=12)
+        exact = hn.exact.log_partition(m)
+        err = res.log_z.estimate - exact
+        assert abs(err) < 0.05 and abs(err) < 3 * res.log_z.stderr, (err, res.log_z)
+
+
+def test_log_z_with_a_variational_reference(key):
+    g = np.random.default_rng(4)
+    edges = np.array([(i, j) for i in range(10) for j in range(i + 1, 10) if g.random() < 0.4])
+    m = hn.IsingModel.from_edges(
+        10, edges, 0.5 * g.normal(size=len(edges)), 2.0 * g.normal(size=10)
+    )
+    plan = hn.autotune(m, key, reference="variational", n_chains=6, max_rounds=256)
+    assert plan.runner.reference is not None
+    plan.sample(jax.random.key(1), 6000)
+    log_z, stderr = plan.log_z()
+    err = log_z - hn.exact.log_partition(m)
+    assert abs(err) < 0.05 and abs(err) < 3 * stderr
+    states, probs = hn.exact.probabilities(m)
+    assert_matches(
+        pseudo_chains(plan.extend(jax.random.key(2), 2000)), states, probs, m.variable_values()
+    )
+
+
+@pytest.mark.slow
+def test_log_z_of_the_critical_16x16_lattice(key):
+    beta = hn.exact.ISING_2D_BETA_C
+    m = hn.IsingModel.lattice((16, 16), coupling=beta)
+    plan = hn.autotune(m, key, n_chains=48, n_explore=2)
+    plan.sample(jax.random.key(1), 20000)
+    log_z, stderr = plan.log_z()
+    err = log_z - hn.exact.ising_lattice_log_partition(16, beta)
+    assert stderr < 0.03
+    assert abs(err) < 0.05 and abs(err) < 3 * stderr, (err, stderr)
+
+
+def test_autosample_and_report(key):
+    m = hn.IsingModel.lattice((6, 6), coupling=0.6)
+    s, report = hn.autosample(m, key, n_samples=300, max_rounds=128)
+    assert s.shape == (1, 300, 36) and s.dtype == np.int8
+    text = str(report)
+    for word in ("N =", "n_explore", "Lambda", "round trips", "log Z", "acceptance per pair"):
+        assert word in text
+    assert report.plan.n_chains == len(report.ladder) == len(report.acceptance) + 1
+
+
+def test_ising_sample_front_door(key):
+    edges = [(0, 1), (1, 2), (2, 3), (3, 0)]
+    s, report = hn.ising_sample([0.1, 0.0, -0.2, 0.3], edges, [1.0, 1.0, 1.0, 1.0], key=key,
+                                n_samples=200, max_rounds=64)  # fmt: skip
+    assert s.shape == (1, 200, 4)
+    assert isinstance(report.plan, hn.NRPTPlan)
+
+
+def test_one_compiled_program_for_tuning_and_sampling(key):
+    m = hn.IsingModel.lattice((4, 6), coupling=0.4)
+    before = nrpt_module.TRACE_COUNT
+    plan = hn.autotune(m, key, max_rounds=64)
+    # one program per ladder size: the first ladder, then the tuned one
+    assert nrpt_module.TRACE_COUNT - before <= 2
+    tuned = nrpt_module.TRACE_COUNT
+    plan.sample(jax.random.key(1), 300)
+    plan.extend(jax.random.key(1), 17)
+    hn.nrpt(m, key, betas=plan.ladder, n_rounds=5, n_explore=3)
+    assert nrpt_module.TRACE_COUNT == tuned
+
+
+def test_bad_input(key):
+    m = hn.IsingModel.lattice((4, 4))
+    with pytest.raises(ValueError, match="strictly increasing"):
+        hn.nrpt(m, key, betas=[0.0, 0.5, 0.4, 1.0])
+    with pytest.raises(ValueError, match="start at 0 and end at 1"):
+        hn.nrpt(m, key, betas=[0.0, 0.5, 1.2])
+    with pytest.raises(ValueError, match="at least 2"):
+        hn.nrpt(m, key, betas=[1.0])
+    with pytest.raises(ValueError, match="n_chains must be an integer >= 2"):
+        hn.nrpt(m, key, n_chains=1)
+    with pytest.raises(ValueError, match="n_explore must be an integer >= 1"):
+        hn.nrpt(m, key, n_explore=0)
+    with pytest.raises(ValueError, match="n_rounds must be an integer >= 1"):
+        hn.nrpt(m, key, n_rounds=0)
+    with pytest.raises(ValueError, match="reference must be"):
+        hn.autotune(m, key, reference="gaussian")
+    with pytest.raises(ValueError, match="NaN"):
+        schedule.check_ladder([0.0, np.nan, 1.0])
+
+
+class NaNAtAllUp(EnergyModel):
+    """Two free spins whose energy is NaN when both are up (a broken custom model)."""
+
+    def __init__(self):
+        self.n_variables = 2
+        self.blocks = (Block(0, 2, SPIN, 2),)
+
+    def energy(self, x):
+        both = jnp.all(x == 1, axis=-1)
+        return jnp.where(both, jnp.nan, 0.0).astype(jnp.float32)
+
+    def block_logits(self, x, b):
+        return jnp.zeros((2,), jnp.float32)
+
+
+def test_nan_energies_are_reported(key):
+    with pytest.raises(ValueError, match="energy is NaN or inf at round"):
+        hn.nrpt(NaNAtAllUp(), key, n_rounds=50, n_chains=3)
+
+
+def test_state_is_a_pytree_that_round_trips(key):
+    m = hn.IsingModel.lattice((4, 4))
+    res = hn.nrpt(m, key, n_rounds=10, n_chains=4)
+    leaves, tree = jax.tree.flatten(res.state)
+    again = jax.tree.unflatten(tree, leaves)
+    assert isinstance(again, tempering.NRPTState)
