@@ -1,6 +1,7 @@
 """hamon-nnx: trainable discrete energy-based models in Flax NNX."""
 
 from . import exact as exact
+from . import plots as plots
 from .core.diagnostics import effective_sample_size as effective_sample_size
 from .core.diagnostics import rhat as rhat
 from .models import RBM as RBM

@@ -144,6 +144,7 @@ class NRPTReport:
     n_rounds: int
     round_trip_rate: float
     predicted_round_trip_rate: float
+    predicted_round_trip_rate_ladder: float
     acceptance: np.ndarray
     ladder: np.ndarray
     ess_energy: float
@@ -158,7 +159,8 @@ class NRPTReport:
             f"{self.reference} reference",
             f"  barrier Lambda = {self.total_barrier:.3f}",
             f"  round trips = {self.round_trips} in {self.n_rounds} rounds: "
-            f"{self.round_trip_rate:.4f}/round (predicted 1/(2+2 Lambda) = "
+            f"{self.round_trip_rate:.4f}/round (predicted for this ladder "
+            f"{self.predicted_round_trip_rate_ladder:.4f}, for many chains 1/(2+2 Lambda) = "
             f"{self.predicted_round_trip_rate:.4f})",
             f"  ESS of the beta = 1 energy = {self.ess_energy:.1f}",
         ]
@@ -257,6 +259,7 @@ class NRPTPlan:
             n_rounds=n_rounds,
             round_trip_rate=trips / n_rounds,
             predicted_round_trip_rate=schedule.predicted_round_trip_rate(barrier),
+            predicted_round_trip_rate_ladder=schedule.predicted_round_trip_rate_for(1 - acceptance),
             acceptance=acceptance,
             ladder=self.ladder,
             ess_energy=ess,

@@ -134,3 +134,14 @@ def total_barrier(rejection) -> float:
 def predicted_round_trip_rate(total: float) -> float:
     """Round trips per round of NRPT with many chains: 1 / (2 + 2 Lambda)."""
     return 1.0 / (2.0 + 2.0 * total)
+
+
+def predicted_round_trip_rate_for(rejection) -> float:
+    """Round trips per round on this ladder: 1 / (2 + 2 sum r_i / (1 - r_i)).
+
+    Exact for NRPT under efficient local exploration (Syed et al. 2021,
+    Thm. 3); lower observed rates mean exploration does not refresh the
+    energy between rounds.
+    """
+    r = np.clip(np.asarray(rejection, np.float64), 0.0, 1.0 - 1e-12)
+    return 1.0 / (2.0 + 2.0 * float(np.sum(r / (1.0 - r))))
