@@ -9,10 +9,10 @@ neighbouring ladder slots are exact expectations:
 so log Z_1 = log Z_ref + sum_i log(Z_{i+1} / Z_i). Both directions are
 averaged over every round's energies (one per slot, the values the swap
 step uses), and their mean is the estimate. The error bar comes from the
-delta method on batch means over rounds: each round contributes the
-linearised influence sum_i (w_ri / mean_i(w) - 1), and the spread of its
-batch means (contiguous batches, so autocorrelation within a batch is
-accounted for) gives the standard error.
+delta method over rounds: each round contributes the linearised influence
+sum_i (w_ri / mean_i(w) - 1), and its standard error is the larger of the
+batch-means estimate (contiguous batches) and the autocorrelation-based one
+(Geyer's initial monotone sequence), so slow mixing widens the bar.
 
 Thermodynamic integration (trapezoid over the ladder of mean V) is given as
 a cross-check only: it has a discretisation bias the stepping stone lacks.
@@ -24,6 +24,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+
+from . import diagnostics
 
 
 class LogZ(NamedTuple):
@@ -52,9 +54,17 @@ def _batches(n_rounds: int, n_batches: int | None) -> int:
 
 
 def _batch_stderr(influence: np.ndarray, n_batches: int) -> float:
+    """Standard error of the mean influence: the larger of batch means and
+    of the autocorrelation (Geyer initial monotone sequence) estimate, so a
+    correlation time longer than a batch cannot shrink the error bar."""
     usable = (len(influence) // n_batches) * n_batches
     means = influence[len(influence) - usable :].reshape(n_batches, -1).mean(axis=1)
-    return float(np.std(means, ddof=1) / np.sqrt(n_batches))
+    batch = float(np.std(means, ddof=1) / np.sqrt(n_batches))
+    sd = float(np.std(influence, ddof=1))
+    if sd == 0.0:
+        return batch
+    ess = float(diagnostics.ess(influence[None, :], method="mean"))
+    return max(batch, sd / np.sqrt(ess)) if np.isfinite(ess) and ess > 0 else batch
 
 
 def _log_mean_exp(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -68,26 +78,28 @@ def _log_mean_exp(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def stepping_stone(energy, ladder, log_z_reference: float, n_batches: int | None = None) -> LogZ:
     """log Z of the beta = 1 end from per-round energies.
 
-    Args:
-        energy: (R, N) energies V of each slot, one row per round.
-        ladder: (N,) increasing inverse temperatures, 0 first and 1 last.
-        log_z_reference: exact log Z of the beta = 0 reference.
-        n_batches: batches for the error bar (default sqrt(R) within 5..50).
+        Args:
+            energy: (R, N) energies V of each slot, one row per round.
+            ladder: (N,) increasing inverse temperatures, 0 first and 1 last.
+            log_z_reference: exact log Z of the beta = 0 reference.
+            n_batches: batches for the error bar (default sqrt(R) within 5..50).
 
-    Returns:
-        LogZ.
+        Returns:
+            LogZ.
 
-    Example:
-        >>> import numpy as np
-        >>> from hamon_nnx.core.evidence import stepping_stone
-        >>> # one free spin pair: V = -s1 s2 has Z_1 = 2 * 2cosh(1) over 4 states
-        >>> g = np.random.default_rng(0)
-        >>> ladder = np.linspace(0, 1, 8)
-        >>> p_up = np.exp(ladder) / (2 * np.cosh(ladder))  # P(s1 s2 = +1) at beta
-        >>> same = g.random((4000, 8)) < p_up
-        >>> est = stepping_stone(np.where(same, -1.0, 1.0), ladder, np.log(4.0))
-        >>> bool(abs(est.estimate - np.log(4 * np.cosh(1.0))) < 4 * est.stderr + 1e-3)
-        True
+        Example:
+            >>> import numpy as np
+
+    from . import diagnostics
+            >>> from hamon_nnx.core.evidence import stepping_stone
+            >>> # one free spin pair: V = -s1 s2 has Z_1 = 2 * 2cosh(1) over 4 states
+            >>> g = np.random.default_rng(0)
+            >>> ladder = np.linspace(0, 1, 8)
+            >>> p_up = np.exp(ladder) / (2 * np.cosh(ladder))  # P(s1 s2 = +1) at beta
+            >>> same = g.random((4000, 8)) < p_up
+            >>> est = stepping_stone(np.where(same, -1.0, 1.0), ladder, np.log(4.0))
+            >>> bool(abs(est.estimate - np.log(4 * np.cosh(1.0))) < 4 * est.stderr + 1e-3)
+            True
     """
     energy = np.asarray(energy, np.float64)
     ladder = np.asarray(ladder, np.float64)
