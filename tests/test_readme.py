@@ -15,6 +15,17 @@ def test_readme_example_runs(capsys):
     assert "log Z =" in out
 
 
+def test_readme_tempering_example_runs(capsys, tmp_path, monkeypatch):
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(blocks[1], str(README), "exec"), {"__name__": "__readme__"})
+    out = capsys.readouterr().out
+    assert "round trips" in out and "log Z" in out
+    error, stderr = (float(v) for v in out.strip().splitlines()[-1].split(" +- "))
+    assert abs(error) < 5 * stderr + 0.05
+    assert (tmp_path / "barrier.png").stat().st_size > 10_000
+
+
 def test_readme_commands_are_the_ci_commands():
     text = README.read_text()
     ci = (README.parent / ".ci" / "run").read_text()
