@@ -39,7 +39,7 @@ def z_scores(samples: np.ndarray, exact: np.ndarray, values_per_var) -> np.ndarr
     # a poor estimate; Gibbs and tempering draws are positively correlated, so
     # the i.i.d. standard error of the exact frequency is a floor. A feature
     # that never varies (exact 0 or 1) allows float32 rounding only.
-    iid = np.sqrt(exact * (1 - exact) / (f.shape[0] * f.shape[1]))
+    iid = np.sqrt(np.clip(exact * (1 - exact), 0, None) / (f.shape[0] * f.shape[1]))
     return (mean - exact) / np.maximum(np.maximum(se, iid), 1e-4)
 
 
