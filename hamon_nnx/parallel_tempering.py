@@ -110,12 +110,11 @@ class Runner:
                 jnp.int32(n_explore),
                 capacity=self.capacity,
             )
-            chunks.append(jax.tree.map(lambda a, k=active: a[:k], info))
+            # slice and join on the host: eager device slicing compiles per length
+            chunks.append(jax.tree.map(lambda a, k=active: np.asarray(a)[:k], info))
             done += active
-        info = (
-            jax.tree.map(lambda *a: jnp.concatenate(a), *chunks) if len(chunks) > 1 else chunks[0]
-        )
-        energy = np.asarray(info.energy)
+        info = jax.tree.map(lambda *a: np.concatenate(a), *chunks)
+        energy = info.energy
         if not np.all(np.isfinite(energy)):
             r, i = np.argwhere(~np.isfinite(energy))[0]
             raise ValueError(
@@ -255,7 +254,7 @@ def nrpt(
     except ValueError:
         log_z = None  # too few rounds for an error bar
     return NRPTResult(
-        samples=info.cold[None],
+        samples=jnp.asarray(info.cold[None]),
         state=state,
         energy=energy,
         acceptance=np.asarray(info.acceptance, np.float64),

@@ -102,7 +102,8 @@ def resize(state: tempering.NRPTState, ladder: np.ndarray) -> tempering.NRPTStat
     """Move to a new ladder (any size): each new slot takes the nearest old chain."""
     old = np.asarray(state.ladder, np.float64)
     nearest = np.abs(ladder[:, None] - old[None, :]).argmin(axis=1)
-    return tempering.init(state.x[jnp.asarray(nearest)], jnp.asarray(ladder, jnp.float32))
+    x = jnp.asarray(np.asarray(state.x)[nearest])
+    return tempering.init(x, jnp.asarray(ladder, jnp.float32))
 
 
 def tune_exploration(
@@ -121,7 +122,8 @@ def tune_exploration(
     round trips, so the score is min over slots of ESS(energy) / seconds.
 
     All candidates share one compiled program (n_explore is traced), so
-    each is timed on its first run.
+    each is timed on its first run. Candidates go in increasing order and
+    the search stops at the first one that scores below the best so far.
 
     Returns:
         (best n_explore, warm state, {n_explore: ESS per second}).
@@ -135,6 +137,8 @@ def tune_exploration(
         ess = diagnostics.ess(np.asarray(info.energy)[None, :, 1:], method="bulk")
         ess = float(np.nanmin(ess)) if np.any(np.isfinite(ess)) else 0.0
         scores[n_explore] = ess / seconds
+        if scores[n_explore] < max(scores.values()):
+            break  # past the peak: more sweeps per round only cost time
     best = max(scores, key=scores.get)
     return best, tempering.reset_statistics(state), scores
 
@@ -194,7 +198,7 @@ class NRPTPlan:
         self.state = state
         self.n_explore = n_explore
         self.history = history
-        self._draws: list[jax.Array] = []
+        self._draws: list[np.ndarray] = []
         self._energy: list[np.ndarray] = []
         self._acceptance: list[np.ndarray] = []
         self._trips_at_start = int(state.round_trips)
@@ -225,12 +229,12 @@ class NRPTPlan:
         """
         self._draws = []
         self._run(key, n)
-        return self._draws[-1][None]
+        return jnp.asarray(self._draws[-1][None])
 
     def extend(self, key: jax.Array, n: int) -> jax.Array:
         """n more rounds; returns all draws collected since the last `sample`."""
         self._run(key, n)
-        return jnp.concatenate(self._draws)[None]
+        return jnp.asarray(np.concatenate(self._draws)[None])
 
     def energies(self) -> np.ndarray:
         """(rounds, N) energies of every sampling round so far."""
@@ -316,7 +320,7 @@ def autotune(
         n_explore = _check_count("n_explore", n_explore, 1)
     runner = Runner(model, clamp=clamp)
     n_adapt = max(1, int(math.log2(max_rounds)) - 4)  # 32, 64, ..., max_rounds
-    keys = jax.random.split(key, 6)
+    keys = [jax.random.fold_in(key, i) for i in range(6)]
     start_n = _check_count("n_chains", n_chains, 2) if n_chains is not None else 16
     state = runner.initial_state(keys[0], np.linspace(0.0, 1.0, start_n))
     history: list[AdaptationStep] = []
@@ -327,12 +331,13 @@ def autotune(
     if n_chains is None:
         last = history[-1]
         n_new = tune_chains(last.total_barrier, max_chains=max_chains)
-        ladder = schedule.equal_barrier_ladder(last.ladder, last.rejection, n_new)
-        state = resize(state, ladder)
-        state = tune_schedule(
-            runner, keys[2], state, n_explore=explore, first_rounds=max_rounds // 4,
-            n_adaptations=2, history=history,
-        )  # fmt: skip
+        if abs(n_new - start_n) > 0.25 * start_n:  # else keep the compiled program's size
+            ladder = schedule.equal_barrier_ladder(last.ladder, last.rejection, n_new)
+            state = resize(state, ladder)
+            state = tune_schedule(
+                runner, keys[2], state, n_explore=explore, first_rounds=max_rounds // 4,
+                n_adaptations=2, history=history,
+            )  # fmt: skip
     if reference == "variational":
         state, cold = runner.run(keys[3], state, max_rounds // 2, explore)
         fitted = ref_lib.fit(runner.model.to_internal(cold.cold), runner.model.blocks)
