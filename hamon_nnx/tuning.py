@@ -151,6 +151,7 @@ class NRPTReport:
     n_explore: int
     total_barrier: float
     round_trips: int
+    restarts: int
     n_rounds: int
     round_trip_rate: float
     predicted_round_trip_rate: float
@@ -168,7 +169,7 @@ class NRPTReport:
             f"NRPT plan: N = {self.n_chains} chains, n_explore = {self.n_explore}, "
             f"{self.reference} reference",
             f"  barrier Lambda = {self.total_barrier:.3f}",
-            f"  round trips = {self.round_trips} in {self.n_rounds} rounds: "
+            f"  round trips = {self.round_trips} (restarts {self.restarts}) in {self.n_rounds} rounds: "
             f"{self.round_trip_rate:.4f}/round (predicted for this ladder "
             f"{self.predicted_round_trip_rate_ladder:.4f}, for many chains 1/(2+2 Lambda) = "
             f"{self.predicted_round_trip_rate:.4f})",
@@ -202,6 +203,7 @@ class NRPTPlan:
         self._energy: list[np.ndarray] = []
         self._acceptance: list[np.ndarray] = []
         self._trips_at_start = int(state.round_trips)
+        self._restarts_at_start = int(state.restarts)
         self._rounds_at_start = int(state.round)
 
     @property
@@ -266,6 +268,7 @@ class NRPTPlan:
             n_explore=self.n_explore,
             total_barrier=barrier,
             round_trips=trips,
+            restarts=int(self.state.restarts) - self._restarts_at_start,
             n_rounds=n_rounds,
             round_trip_rate=trips / n_rounds,
             predicted_round_trip_rate=schedule.predicted_round_trip_rate(barrier),
