@@ -2,6 +2,7 @@
 
 from . import exact as exact
 from . import plots as plots
+from . import training as training
 from .core.diagnostics import effective_sample_size as effective_sample_size
 from .core.diagnostics import rhat as rhat
 from .models import RBM as RBM
@@ -12,6 +13,10 @@ from .models import PottsModel as PottsModel
 from .parallel_tempering import NRPTResult as NRPTResult
 from .parallel_tempering import nrpt as nrpt
 from .sampling import sample as sample
+from .training import CD as CD
+from .training import PCD as PCD
+from .training import NRPTNegative as NRPTNegative
+from .training import Trainer as Trainer
 from .tuning import NRPTPlan as NRPTPlan
 from .tuning import NRPTReport as NRPTReport
 from .tuning import autosample as autosample

@@ -1,0 +1,13 @@
+"""Training: contrastive loss, negative phases, the Trainer, metrics."""
+
+from .losses import contrastive_loss as contrastive_loss
+from .losses import free_energy as free_energy
+from .metrics import estimated_log_likelihood as estimated_log_likelihood
+from .metrics import exact_log_likelihood as exact_log_likelihood
+from .metrics import pseudo_log_likelihood as pseudo_log_likelihood
+from .metrics import reconstruction_error as reconstruction_error
+from .negative import CD as CD
+from .negative import PCD as PCD
+from .negative import NRPTNegative as NRPTNegative
+from .trainer import Trainer as Trainer
+from .trainer import TrainingDiverged as TrainingDiverged

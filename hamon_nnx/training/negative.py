@@ -1,0 +1,173 @@
+"""Negative phases: where the model samples of the contrastive loss come from.
+
+Each is a small object holding static settings, with an explicit state
+pytree (so training checkpoints and resumes exactly):
+
+* `CD(k)`: k Gibbs sweeps started at the data batch (hidden units first
+  drawn given the data), no state between steps.
+* `PCD(n_chains, k)`: persistent chains, k sweeps per step.
+* `NRPTNegative(n_chains, rounds, ...)`: a persistent tempered ladder; its
+  beta = 1 chain after each round gives the negatives, and `adapt` moves
+  the ladder to equal rejection as the model changes.
+
+`init(model, key)` makes the state; `sample(model, key, state, batch)`
+returns (negatives (M, n_data), new state) and is traceable, so it runs
+inside the jitted training step. States are in the model's internal order.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..core import gibbs, schedule, tempering
+from .losses import n_data_variables, visible
+
+
+def _check_int(name: str, value, minimum: int) -> int:
+    if isinstance(value, bool) or int(value) != value or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _sweeps(model, key, x, k: int):
+    beta = jnp.ones((x.shape[0],), jnp.float32)
+    return jax.lax.fori_loop(
+        0, k, lambda t, x: gibbs.sweep(jax.random.fold_in(key, t), x, model, beta), x
+    )
+
+
+def _hidden_blocks(model):
+    """Blocks made only of hidden (non-data) variables, in internal order."""
+    n_data = n_data_variables(model)
+    if n_data == model.n_variables:
+        return ()
+    # hidden units follow the data units; models with hidden units keep that order
+    return tuple(b for b, blk in enumerate(model.blocks) if blk.start >= n_data)
+
+
+def start_from_data(model, key, batch):
+    """Internal states (B, n) holding the batch, hidden units drawn given it."""
+    n_data = n_data_variables(model)
+    batch = batch.astype(jnp.int8)
+    if n_data == model.n_variables:
+        return model.to_internal(batch)
+    x = gibbs.random_states(jax.random.fold_in(key, 0), model.blocks, batch.shape[0])
+    x = model.to_internal(jnp.concatenate([batch, model.to_natural(x)[:, n_data:]], axis=1))
+    beta = jnp.ones((x.shape[0],), jnp.float32)
+    for b in _hidden_blocks(model):
+        blk = model.blocks[b]
+        logits = jax.vmap(lambda xc, b=b: model.block_logits(xc, b))(x)
+        new = gibbs.sample_block(jax.random.fold_in(key, 1 + b), logits, blk, beta)
+        x = jax.lax.dynamic_update_slice(x, new, (0, blk.start))
+    return x
+
+
+class CD:
+    """Contrastive divergence: k sweeps from the data batch.
+
+    Example:
+        >>> import hamon_nnx as hn
+        >>> cd = hn.CD(k=1)
+    """
+
+    def __init__(self, k: int = 1):
+        self.k = _check_int("k", k, 1)
+
+    def init(self, model, key):
+        return ()
+
+    def sample(self, model, key, state, batch):
+        start_key, sweep_key = jax.random.split(key)
+        x = _sweeps(model, sweep_key, start_from_data(model, start_key, batch), self.k)
+        return visible(model, model.to_natural(x)), state
+
+    def __repr__(self) -> str:
+        return f"CD(k={self.k})"
+
+
+class PCD:
+    """Persistent contrastive divergence: n_chains chains, k sweeps per step.
+
+    Example:
+        >>> import hamon_nnx as hn
+        >>> pcd = hn.PCD(n_chains=64, k=1)
+    """
+
+    def __init__(self, n_chains: int = 100, k: int = 1):
+        self.n_chains = _check_int("n_chains", n_chains, 1)
+        self.k = _check_int("k", k, 1)
+
+    def init(self, model, key):
+        return gibbs.random_states(key, model.blocks, self.n_chains)
+
+    def sample(self, model, key, state, batch):
+        x = _sweeps(model, key, state, self.k)
+        return visible(model, model.to_natural(x)), x
+
+    def __repr__(self) -> str:
+        return f"PCD(n_chains={self.n_chains}, k={self.k})"
+
+
+class NRPTNegativeState(NamedTuple):
+    tempering: tempering.NRPTState
+
+
+class NRPTNegative:
+    """A persistent NRPT ladder; its beta = 1 chain supplies the negatives.
+
+    Args:
+        n_chains: ladder size N.
+        rounds: NRPT rounds per training step; each round's beta = 1 state
+            is one negative, so a step yields `rounds` negatives.
+        n_explore: Gibbs sweeps per chain per round.
+        adapt_every: training steps between ladder adaptations (the trainer
+            calls `adapt`); 0 keeps the ladder fixed.
+
+    Example:
+        >>> import hamon_nnx as hn
+        >>> neg = hn.NRPTNegative(n_chains=8, rounds=16)
+    """
+
+    def __init__(
+        self, n_chains: int = 8, rounds: int = 16, n_explore: int = 1, adapt_every: int = 50
+    ):
+        self.n_chains = _check_int("n_chains", n_chains, 2)
+        self.rounds = _check_int("rounds", rounds, 1)
+        self.n_explore = _check_int("n_explore", n_explore, 1)
+        self.adapt_every = _check_int("adapt_every", adapt_every, 0)
+
+    def init(self, model, key):
+        x = gibbs.random_states(key, model.blocks, self.n_chains)
+        ladder = jnp.linspace(0.0, 1.0, self.n_chains, dtype=jnp.float32)
+        return NRPTNegativeState(tempering.init(x, ladder))
+
+    def sample(self, model, key, state, batch):
+        pt, info = tempering.run(
+            key,
+            state.tempering,
+            model,
+            n_rounds=self.rounds,
+            capacity=self.rounds,
+            n_explore=self.n_explore,
+        )
+        return visible(model, model.to_natural(info.cold)), NRPTNegativeState(pt)
+
+    def adapt(self, state: NRPTNegativeState) -> NRPTNegativeState:
+        """Move the ladder to equal rejection rates (host side), reset statistics."""
+        pt = state.tempering
+        n_stats = int(pt.n_stats)
+        if n_stats == 0:
+            return state
+        rejection = np.asarray(pt.rejection, np.float64) / n_stats
+        ladder = schedule.equal_barrier_ladder(np.asarray(pt.ladder, np.float64), rejection)
+        return NRPTNegativeState(tempering.reset_statistics(pt, jnp.asarray(ladder, jnp.float32)))
+
+    def __repr__(self) -> str:
+        return (
+            f"NRPTNegative(n_chains={self.n_chains}, rounds={self.rounds}, "
+            f"n_explore={self.n_explore}, adapt_every={self.adapt_every})"
+        )
