@@ -1,5 +1,6 @@
 """hamon-nnx: trainable discrete energy-based models in Flax NNX."""
 
+from . import data as data
 from . import exact as exact
 from . import plots as plots
 from . import training as training

@@ -39,7 +39,8 @@ def _train_step(model, optimizer, negative, negative_state, key, batch):
     TRACE_COUNT += 1
     negatives, negative_state = negative.sample(model, key, negative_state, batch)
     loss, grads = nnx.value_and_grad(lambda m: contrastive_loss(m, batch, negatives))(model)
-    optimizer.update(model, grads)
+    with jax.numpy_dtype_promotion("standard"):  # optax mixes int counters and floats
+        optimizer.update(model, grads)
     finite = jnp.isfinite(loss)
     for leaf in jax.tree.leaves(nnx.state(model, nnx.Param)):
         finite = finite & jnp.all(jnp.isfinite(leaf))
