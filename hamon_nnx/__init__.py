@@ -16,6 +16,7 @@ from .parallel_tempering import nrpt as nrpt
 from .sampling import sample as sample
 from .training import CD as CD
 from .training import PCD as PCD
+from .training import ExactNegative as ExactNegative
 from .training import NRPTNegative as NRPTNegative
 from .training import Trainer as Trainer
 from .tuning import NRPTPlan as NRPTPlan

@@ -142,3 +142,29 @@ def test_bad_data_and_settings():
         hn.Trainer(rbm, "adam")
     with pytest.raises(ValueError, match="n_chains must be an integer >= 1"):
         hn.PCD(n_chains=0)
+
+
+def test_exact_negative_follows_the_exact_gradient():
+    model = small_rbm(4)
+    data = jnp.asarray(np.random.default_rng(5).integers(0, 2, size=(12, 5)), jnp.int8)
+    got = param_grads(lambda mm: hn.training.losses.exact_loss(mm, data), model)
+    want = param_grads(lambda mm: -exact_log_likelihood_jax(mm, data), model)
+    for k in want:
+        np.testing.assert_allclose(got[k], want[k], rtol=1e-4, atol=1e-5)
+    assert float(hn.training.losses.log_partition(model)) == pytest.approx(
+        hn.exact.log_partition(model), rel=1e-6
+    )
+    wide = small_rbm(6, nv=3, nh=6)  # sums the visible layer instead
+    assert float(hn.training.losses.log_partition(wide)) == pytest.approx(
+        hn.exact.log_partition(wide), rel=1e-6
+    )
+
+
+def test_training_with_the_exact_gradient():
+    data = bars_and_stripes(3)
+    rbm = hn.RBM(9, 8, rngs=nnx.Rngs(0), init_scale=0.1)
+    before = hn.training.exact_log_likelihood(rbm, data)
+    hn.Trainer(rbm, optax.adam(0.05), negative=hn.ExactNegative(), progress=False).fit(
+        np.tile(data, (8, 1)), epochs=20, batch_size=14
+    )
+    assert hn.training.exact_log_likelihood(rbm, data) > before + 1.5

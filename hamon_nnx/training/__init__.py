@@ -8,6 +8,7 @@ from .metrics import pseudo_log_likelihood as pseudo_log_likelihood
 from .metrics import reconstruction_error as reconstruction_error
 from .negative import CD as CD
 from .negative import PCD as PCD
+from .negative import ExactNegative as ExactNegative
 from .negative import NRPTNegative as NRPTNegative
 from .trainer import Trainer as Trainer
 from .trainer import TrainingDiverged as TrainingDiverged

@@ -48,3 +48,31 @@ def contrastive_loss(model, data: jax.Array, negatives: jax.Array) -> jax.Array:
     """
     negatives = jax.lax.stop_gradient(negatives)
     return jnp.mean(free_energy(model, data)) - jnp.mean(free_energy(model, negatives))
+
+
+def log_partition(model) -> jax.Array:
+    """Differentiable exact log Z by enumeration (an RBM sums its smaller layer).
+
+    For small models only: the enumerated layer or state space must have at
+    most 2^16 states (ValueError otherwise).
+    """
+    if hasattr(model, "n_hidden") and hasattr(model, "W"):
+        W, b, c = model.W[...], model.visible_bias[...], model.hidden_bias[...]
+        if model.n_hidden > model.n_visible:
+            W, b, c = W.T, c, b
+        m = W.shape[1]
+        if m > 16:
+            raise ValueError(f"exact log Z enumerates 2^{m} states; at most 2^16 are allowed here")
+        states = ((jnp.arange(2**m)[:, None] >> jnp.arange(m)[None, :]) & 1).astype(jnp.float32)
+        return jax.nn.logsumexp(states @ c + jnp.sum(jax.nn.softplus(states @ W.T + b), axis=-1))
+    from ..exact import enumerate_states
+
+    if model.n_variables > 16:
+        raise ValueError(f"exact log Z enumerates {model.n_variables} variables; at most 16 here")
+    states = jnp.asarray(enumerate_states(model))
+    return jax.nn.logsumexp(-model.energy(states))
+
+
+def exact_loss(model, data: jax.Array) -> jax.Array:
+    """Minus the mean log-likelihood, exactly: mean F(data) + log Z."""
+    return jnp.mean(free_energy(model, data)) + log_partition(model)

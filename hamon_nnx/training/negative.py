@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..core import gibbs, schedule, tempering
-from .losses import n_data_variables, visible
+from .losses import exact_loss, n_data_variables, visible
 
 
 def _check_int(name: str, value, minimum: int) -> int:
@@ -171,3 +171,28 @@ class NRPTNegative:
             f"NRPTNegative(n_chains={self.n_chains}, rounds={self.rounds}, "
             f"n_explore={self.n_explore}, adapt_every={self.adapt_every})"
         )
+
+
+class ExactNegative:
+    """No sampling: the exact log-likelihood gradient by enumeration.
+
+    For small models (an RBM with at most 16 units on its smaller side, or a
+    fully visible model with at most 16 variables): the ceiling the sampled
+    negative phases are measured against.
+
+    Example:
+        >>> import hamon_nnx as hn
+        >>> neg = hn.ExactNegative()
+    """
+
+    def init(self, model, key):
+        return ()
+
+    def sample(self, model, key, state, batch):
+        return None, state
+
+    def loss(self, model, batch, negatives):
+        return exact_loss(model, batch)
+
+    def __repr__(self) -> str:
+        return "ExactNegative()"

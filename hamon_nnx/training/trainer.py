@@ -38,7 +38,8 @@ def _train_step(model, optimizer, negative, negative_state, key, batch):
     global TRACE_COUNT
     TRACE_COUNT += 1
     negatives, negative_state = negative.sample(model, key, negative_state, batch)
-    loss, grads = nnx.value_and_grad(lambda m: contrastive_loss(m, batch, negatives))(model)
+    loss_fn = getattr(negative, "loss", contrastive_loss)
+    loss, grads = nnx.value_and_grad(lambda m: loss_fn(m, batch, negatives))(model)
     with jax.numpy_dtype_promotion("standard"):  # optax mixes int counters and floats
         optimizer.update(model, grads)
     finite = jnp.isfinite(loss)
