@@ -10,6 +10,7 @@ comes from `fold_in(key, t)`, so a run is reproducible step for step.
 from __future__ import annotations
 
 import math
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -106,9 +107,17 @@ class Trainer:
         optimizer: an optax GradientTransformation, e.g. `optax.adam(1e-3)`.
         negative: the negative phase: `hn.CD(k)`, `hn.PCD(n_chains, k)` or
             `hn.NRPTNegative(...)` (default PCD with 100 chains, k = 1).
-        checkpoint_dir: reserved for training checkpoints.
+        checkpoint_dir: folder for training checkpoints (model, optimizer,
+            negative-phase state, key, step, epoch, history) written every
+            `checkpoint_every` steps and at the end of `fit`, through Orbax's
+            CheckpointManager keeping `max_to_keep`; `fit(..., resume=True)`
+            continues from the latest one bit for bit.
+        checkpoint_every: steps between checkpoints.
+        max_to_keep: checkpoints kept on disk.
         seed: seeds the data order and every random draw.
-        callbacks: callables `(trainer, epoch, logs) -> bool | None`; True stops.
+        callbacks: callables `(trainer, epoch, logs) -> bool | None` after each
+            epoch; True stops.
+        step_callbacks: callables `(trainer, step, loss)` after each step.
         progress: show a progress bar with the current loss.
 
     Example:
@@ -128,8 +137,11 @@ class Trainer:
         *,
         negative=None,
         checkpoint_dir=None,
+        checkpoint_every: int = 100,
+        max_to_keep: int = 3,
         seed: int = 0,
         callbacks: Sequence[Callable] = (),
+        step_callbacks: Sequence[Callable] = (),
         progress: bool = True,
     ):
         if not isinstance(model, EnergyModel):
@@ -142,13 +154,22 @@ class Trainer:
         self.tx = optimizer
         self.optimizer = nnx.Optimizer(model, optimizer, wrt=nnx.Param)
         self.negative = PCD() if negative is None else negative
-        self.checkpoint_dir = checkpoint_dir
+        self.checkpoint_dir = None if checkpoint_dir is None else os.path.abspath(checkpoint_dir)
+        for name, value in (("checkpoint_every", checkpoint_every), ("max_to_keep", max_to_keep)):
+            if isinstance(value, bool) or int(value) != value or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        self.checkpoint_every = int(checkpoint_every)
+        self.max_to_keep = int(max_to_keep)
+        self._manager = None
         self.seed = int(seed)
         init_key, self.key = jax.random.split(jax.random.key(self.seed))
         self.callbacks = tuple(callbacks)
+        self.step_callbacks = tuple(step_callbacks)
         self.progress = progress
         self.step = 0
         self.epoch = 0
+        self._epoch_start_step = 0
+        self._epoch_losses: list[float] = []
         self.negative_state = self.negative.init(model, init_key)
         self.history: dict[str, list[float]] = {}
         self._log_z_cache = None
@@ -174,10 +195,105 @@ class Trainer:
             )
         return logs
 
+    # -- checkpoints ---------------------------------------------------------
+    def _checkpoint_manager(self):
+        if self.checkpoint_dir is None:
+            return None
+        if self._manager is None:
+            import orbax.checkpoint as ocp
+
+            options = ocp.CheckpointManagerOptions(
+                max_to_keep=self.max_to_keep, enable_async_checkpointing=False
+            )
+            self._manager = ocp.CheckpointManager(self.checkpoint_dir, options=options)
+        return self._manager
+
+    def _training_state(self) -> dict:
+        return {
+            "model": nnx.to_pure_dict(nnx.state(self.model)),
+            "optimizer": nnx.to_pure_dict(nnx.state(self.optimizer)),
+            "negative": self.negative_state,
+            "key": jax.random.key_data(self.key),
+            "counters": np.array([self.step, self.epoch, self._epoch_start_step], np.int64),
+        }
+
+    def save_checkpoint(self) -> None:
+        """Write a training checkpoint for the current step (no-op without a folder)."""
+        manager = self._checkpoint_manager()
+        if manager is None or self.step in manager.all_steps():
+            return
+        import orbax.checkpoint as ocp
+
+        meta = {
+            "history": self.history,
+            "epoch_losses": self._epoch_losses,
+            "seed": self.seed,
+            "negative": repr(self.negative),
+        }
+        manager.save(
+            self.step,
+            args=ocp.args.Composite(
+                state=ocp.args.StandardSave(self._training_state()),
+                meta=ocp.args.JsonSave(meta),
+            ),
+        )
+        manager.wait_until_finished()
+
+    def restore_checkpoint(self) -> bool:
+        """Load the latest checkpoint into this trainer; False when there is none.
+
+        Raises:
+            ValueError: the checkpoint is unreadable or does not match this
+                model, optimizer and negative phase.
+        """
+        manager = self._checkpoint_manager()
+        if manager is None:
+            raise ValueError("resume=True needs a checkpoint_dir")
+        step = manager.latest_step()
+        if step is None:
+            return False
+        import orbax.checkpoint as ocp
+
+        target = jax.tree.map(
+            lambda a: jax.ShapeDtypeStruct(np.shape(a), np.asarray(a).dtype), self._training_state()
+        )
+        try:
+            restored = manager.restore(
+                step,
+                args=ocp.args.Composite(
+                    state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore()
+                ),
+            )
+        except Exception as err:  # orbax raises several types for damaged files
+            raise ValueError(
+                f"corrupted or incompatible training checkpoint {self.checkpoint_dir}/{step}: {err}"
+            ) from err
+        state = restored["state"]
+        model_state = nnx.state(self.model)
+        nnx.replace_by_pure_dict(model_state, state["model"])
+        nnx.update(self.model, model_state)
+        opt_state = nnx.state(self.optimizer)
+        nnx.replace_by_pure_dict(opt_state, state["optimizer"])
+        nnx.update(self.optimizer, opt_state)
+        self.negative_state = jax.tree.map(jnp.asarray, state["negative"])
+        self.key = jax.random.wrap_key_data(jnp.asarray(state["key"]))
+        self.step, self.epoch, self._epoch_start_step = (int(v) for v in state["counters"])
+        meta = restored["meta"]
+        self._epoch_losses = [float(v) for v in meta["epoch_losses"]]
+        self.history = {k: list(v) for k, v in meta["history"].items()}
+        return True
+
     def fit(
-        self, train_data, epochs: int, batch_size: int, eval_data=None
+        self, train_data, epochs: int, batch_size: int, eval_data=None, resume: bool = False
     ) -> dict[str, list[float]]:
-        """Train for `epochs` passes over the data; returns the history.
+        """Train until `epochs` passes over the data are done; returns the history.
+
+        Args:
+            train_data: (n, n_data) vectors in the model's domain.
+            epochs: total epochs of the run (a resumed run counts those done).
+            batch_size: vectors per step; the last partial batch is dropped.
+            eval_data: optional held-out vectors for the per-epoch metrics.
+            resume: continue from the latest checkpoint in `checkpoint_dir`.
 
         Raises:
             TrainingDiverged: the loss or a parameter became NaN or inf.
@@ -190,12 +306,16 @@ class Trainer:
         if batch_size > len(train):
             raise ValueError(f"batch_size {batch_size} exceeds the {len(train)} training vectors")
         steps_per_epoch = len(train) // batch_size
-        bar = _progress(epochs * steps_per_epoch, self.progress, "training")
+        if resume:
+            self.restore_checkpoint()
+        bar = _progress(max(epochs - self.epoch, 0) * steps_per_epoch, self.progress, "training")
+        if bar is not None:
+            bar.update(self.step - self._epoch_start_step)
         try:
-            for _ in range(int(epochs)):
+            while self.epoch < int(epochs):
                 order = epoch_order(len(train), self.seed, self.epoch)
-                losses = []
-                for i in range(steps_per_epoch):
+                losses = self._epoch_losses
+                for i in range(self.step - self._epoch_start_step, steps_per_epoch):
                     batch = jnp.asarray(train[order[i * batch_size : (i + 1) * batch_size]])
                     loss, finite, state = _train_step(
                         self.model,
@@ -220,6 +340,10 @@ class Trainer:
                     if bar is not None:
                         bar.update(1)
                         bar.set_postfix(epoch=self.epoch, loss=f"{losses[-1]:.4f}")
+                    if self.step % self.checkpoint_every == 0:
+                        self.save_checkpoint()
+                    for callback in self.step_callbacks:
+                        callback(self, self.step, losses[-1])
                 logs = {"loss": float(np.mean(losses)) if losses else math.nan}
                 logs.update(self.evaluate(train, "train"))
                 if evals is not None:
@@ -227,8 +351,11 @@ class Trainer:
                 for name, value in logs.items():
                     self._log(name, value)
                 self.epoch += 1
+                self._epoch_start_step = self.step
+                self._epoch_losses = []
                 if any(cb(self, self.epoch, logs) for cb in self.callbacks):
                     break
+            self.save_checkpoint()
         finally:
             if bar is not None:
                 bar.close()
