@@ -19,6 +19,8 @@ from .training import PCD as PCD
 from .training import ExactNegative as ExactNegative
 from .training import NRPTNegative as NRPTNegative
 from .training import Trainer as Trainer
+from .training.checkpoint import load as load
+from .training.checkpoint import save as save
 from .tuning import NRPTPlan as NRPTPlan
 from .tuning import NRPTReport as NRPTReport
 from .tuning import autosample as autosample

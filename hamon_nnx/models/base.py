@@ -19,6 +19,7 @@ Public methods and their order conventions:
 
 from __future__ import annotations
 
+import warnings
 from typing import NamedTuple
 
 import jax
@@ -85,6 +86,48 @@ class EnergyModel(nnx.Module):
 
     n_variables: int
     blocks: tuple[Block, ...]
+
+    # -- configuration (rebuild without code) ----------------------------------
+    def __init_subclass__(cls, *, register_as: str | None = None, **kwargs):
+        """Register every subclass in the model registry under its class name.
+
+        `class MyModel(EnergyModel, register_as="my_model")` picks another name.
+        """
+        super().__init_subclass__(**kwargs)
+        register_model(cls, register_as)
+
+    @classmethod
+    def registered_name(cls) -> str:
+        """The name under which this class is registered (the config's "class")."""
+        name = _REGISTERED_NAMES.get(cls)
+        if name is None or _MODEL_REGISTRY.get(name) is not cls:
+            raise ValueError(
+                f"{cls.__module__}.{cls.__qualname__} is not the class registered as "
+                f"{cls.__name__!r} (another class took the name); define it with a unique "
+                f"name: class {cls.__name__}(..., register_as='unique_name')"
+            )
+        return name
+
+    def config(self) -> dict:
+        """A JSON-serialisable description from which `model_from_config` rebuilds it.
+
+        Holds the registered class name under "class" and the structural
+        constructor arguments (sizes, graph, boundary conditions, parameter
+        shapes), never the parameter values: the rebuilt model has the same
+        `nnx.graphdef` and parameter shapes, with placeholder values.
+        Custom models implement it, and `from_config` when their constructor
+        does not take the config's keys as keyword arguments.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} does not implement config(); a custom model must "
+            "return {'class': type(self).registered_name(), **structural_args} and, "
+            "unless its constructor takes those keys as keyword arguments, from_config()"
+        )
+
+    @classmethod
+    def from_config(cls, config: dict) -> EnergyModel:
+        """Rebuild from `config()`: by default `cls(**config_without_class)`."""
+        return cls(**{k: v for k, v in config.items() if k != "class"})
 
     # -- order -------------------------------------------------------------
     def to_internal(self, x: jax.Array) -> jax.Array:
@@ -167,6 +210,76 @@ class EnergyModel(nnx.Module):
         return jnp.asarray(arr.astype(np.int8))
 
 
+_MODEL_REGISTRY: dict[str, type[EnergyModel]] = {}
+_REGISTERED_NAMES: dict[type, str] = {}
+
+
+def register_model(cls: type[EnergyModel], name: str | None = None) -> type[EnergyModel]:
+    """Register `cls` for `model_from_config` under `name` (default: its class name).
+
+    Every `EnergyModel` subclass registers itself when defined; call this
+    only to add another name. Redefining a class (same module and qualified
+    name, e.g. a re-run notebook cell) replaces the old entry; another class
+    of the same name also replaces it, with a warning, and the displaced
+    class can no longer be saved (its `registered_name` raises).
+    """
+    name = cls.__name__ if name is None else str(name)
+    old = _MODEL_REGISTRY.get(name)
+    if (
+        old is not None
+        and old is not cls
+        and (old.__module__, old.__qualname__) != (cls.__module__, cls.__qualname__)
+    ):
+        warnings.warn(
+            f"model class name {name!r} of {cls.__module__}.{cls.__qualname__} was already "
+            f"registered by {old.__module__}.{old.__qualname__}; the new class replaces it "
+            "in model_from_config (pass register_as='...' to keep both)",
+            stacklevel=3,
+        )
+    _MODEL_REGISTRY[name] = cls
+    _REGISTERED_NAMES[cls] = name
+    return cls
+
+
+def registered_models() -> dict[str, type[EnergyModel]]:
+    """Registered classes that can be rebuilt from a config (they implement `config`)."""
+    return {
+        name: cls
+        for name, cls in sorted(_MODEL_REGISTRY.items())
+        if cls.config is not EnergyModel.config
+    }
+
+
+def model_from_config(config: dict) -> EnergyModel:
+    """Rebuild a model of the structure `model.config()` describes.
+
+    The result has the original's class, `nnx.graphdef` and parameter
+    shapes; parameter values are placeholders (restore them from a
+    checkpoint, e.g. `hamon_nnx.training.checkpoint.load`).
+
+    Raises:
+        ValueError: not a dict with a "class" name, an unknown class (the
+            message lists the known ones), a missing key or an invalid value.
+    """
+    if not isinstance(config, dict) or not isinstance(config.get("class"), str):
+        raise ValueError(
+            f"a model config must be a dict with a 'class' name, got {type(config).__name__}"
+            + (f" with keys {sorted(config)}" if isinstance(config, dict) else "")
+        )
+    name = config["class"]
+    cls = _MODEL_REGISTRY.get(name)
+    if cls is None or cls.config is EnergyModel.config:
+        known = ", ".join(registered_models()) or "none"
+        raise ValueError(
+            f"unknown model class {name!r}; known model classes: {known}. A custom model "
+            "must be defined (its module imported) before its config is rebuilt."
+        )
+    try:
+        return cls.from_config(config)
+    except KeyError as err:
+        raise ValueError(f"the {name} config lacks the key {err.args[0]!r}") from err
+
+
 def check_finite(name: str, value) -> np.ndarray:
     """Return `value` as a float32 numpy array, or raise if it holds NaN/inf."""
     arr = np.asarray(value, dtype=np.float32) if not isinstance(value, jax.core.Tracer) else value
@@ -215,6 +328,14 @@ class GraphLayout:
     @property
     def n_edges(self) -> int:
         return int(self.edges.shape[0])
+
+    def colouring(self) -> list[int]:
+        """The colour (block index) of every variable, natural order, as a list."""
+        order = np.asarray(self.order[...])
+        colours = np.empty(self.n_variables, dtype=np.int64)
+        for b, blk in enumerate(self.blocks):
+            colours[order[blk.start : blk.stop]] = b
+        return colours.tolist()
 
     def to_internal(self, x):
         return jnp.take(x, self.order[...], axis=-1)

@@ -108,6 +108,33 @@ class LatticeIsing(IsingModel):
         self.blocks = (Block(0, n // 2, SPIN, 2), Block(n // 2, n, SPIN, 2))
         self.sub_shape = (*self.shape[:-1], self.shape[-1] // 2)
 
+    def config(self) -> dict:
+        """Lattice shape, boundaries and the coupling and field shapes."""
+        return {
+            "class": type(self).registered_name(),
+            "shape": list(self.shape),
+            "periodic": self.periodic,
+            "coupling_shape": [int(d) for d in self.coupling[...].shape],
+            "field_shape": [int(d) for d in self.field[...].shape],
+        }
+
+    @classmethod
+    def from_config(cls, config: dict) -> LatticeIsing:
+        """Zero couplings and fields of the configured shapes."""
+        periodic = bool(config["periodic"])
+        shape = graph.validate_lattice_shape(config["shape"], periodic)
+        if any(s % 2 for s in shape):
+            raise ValueError(f"a LatticeIsing needs even lattice sizes, got {shape}")
+        coupling_shape = tuple(int(d) for d in config["coupling_shape"])
+        field_shape = tuple(int(d) for d in config["field_shape"])
+        if coupling_shape not in ((), (len(shape),)) or field_shape not in ((), shape):
+            raise ValueError(
+                f"coupling_shape {coupling_shape} / field_shape {field_shape} do not fit "
+                f"the lattice {shape}"
+            )
+        coupling = jnp.zeros(coupling_shape, jnp.float32)
+        return cls(shape, coupling, jnp.zeros(field_shape, jnp.float32), periodic)
+
     # parity of the coordinates other than the last; black sites of a row sit
     # at last coordinate 2k + parity, white ones at 2k + 1 - parity
     def _row_parity(self) -> np.ndarray:
@@ -206,6 +233,26 @@ class SparseIsing(GraphLayout, IsingModel):
         self.coupling = nnx.Param(jnp.asarray(couplings, jnp.float32).reshape(self.n_edges))
         self.field = nnx.Param(jnp.asarray(fields, jnp.float32).reshape(n))
 
+    def config(self) -> dict:
+        """Number of sites, edges (nested lists) and the colouring (block of each site)."""
+        return {
+            "class": type(self).registered_name(),
+            "n": self.n_variables,
+            "edges": np.asarray(self.edges[...]).tolist(),
+            "colours": self.colouring(),
+        }
+
+    @classmethod
+    def from_config(cls, config: dict) -> SparseIsing:
+        """Zero couplings and fields on the configured graph and colouring."""
+        n = int(config["n"])
+        edges = graph.validate_edges(n, config["edges"])
+        colours = np.asarray(config["colours"], dtype=np.int64)
+        if colours.shape != (n,) or not graph.is_proper_colouring(edges, colours):
+            raise ValueError(f"colours must be a proper colouring of the {n} sites")
+        zeros = jnp.zeros((len(edges),), jnp.float32)
+        return cls(n, edges, zeros, jnp.zeros((n,), jnp.float32), colours=colours)
+
     def block_logits(self, x, b):
         neighbours, edge_id = self._neighbours(x, b)
         J = jnp.concatenate([self.coupling[...], jnp.zeros((1,), jnp.float32)])
@@ -229,6 +276,18 @@ class DenseIsing(IsingModel):
         self.blocks = tuple(Block(i, i + 1, SPIN, 2) for i in range(n))
         self.coupling = nnx.Param(jnp.asarray(J, jnp.float32))
         self.field = nnx.Param(jnp.asarray(h, jnp.float32).reshape(n))
+
+    def config(self) -> dict:
+        """Number of spins."""
+        return {"class": type(self).registered_name(), "n": self.n_variables}
+
+    @classmethod
+    def from_config(cls, config: dict) -> DenseIsing:
+        """Zero couplings and fields for the configured number of spins."""
+        n = int(config["n"])
+        if n < 1:
+            raise ValueError(f"n must be a positive integer, got {n}")
+        return cls(jnp.zeros((n, n), jnp.float32), jnp.zeros((n,), jnp.float32))
 
     def _J(self):
         # symmetric with zero diagonal whatever training did to the raw matrix

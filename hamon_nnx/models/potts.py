@@ -55,6 +55,36 @@ class PottsModel(GraphLayout, EnergyModel):
         self.coupling = nnx.Param(jnp.asarray(couplings, jnp.float32))
         self.field = nnx.Param(jnp.asarray(fields, jnp.float32))
 
+    def config(self) -> dict:
+        """Sites, q, edges (nested lists), colouring and the coupling and field shapes."""
+        return {
+            "class": type(self).registered_name(),
+            "n": self.n_variables,
+            "q": self.q,
+            "edges": np.asarray(self.edges[...]).tolist(),
+            "colours": self.colouring(),
+            "coupling_shape": [int(d) for d in self.coupling[...].shape],
+            "field_shape": [int(d) for d in self.field[...].shape],
+        }
+
+    @classmethod
+    def from_config(cls, config: dict) -> PottsModel:
+        """Zero couplings and fields on the configured graph, q and colouring."""
+        n = int(config["n"])
+        q = cls._check_q(config["q"])
+        edges = graph.validate_edges(n, config["edges"])
+        colours = np.asarray(config["colours"], dtype=np.int64)
+        if colours.shape != (n,) or not graph.is_proper_colouring(edges, colours):
+            raise ValueError(f"colours must be a proper colouring of the {n} sites")
+        coupling_shape = tuple(int(d) for d in config["coupling_shape"])
+        field_shape = tuple(int(d) for d in config["field_shape"])
+        E = len(edges)
+        if coupling_shape not in ((), (E,), (q, q), (E, q, q)):
+            raise ValueError(f"coupling_shape {coupling_shape} does not fit {E} edges, q = {q}")
+        coupling = jnp.zeros(coupling_shape, jnp.float32)
+        field = jnp.zeros(field_shape, jnp.float32)
+        return cls(n, q, edges, coupling, field, colours=colours)
+
     @staticmethod
     def _check_q(q) -> int:
         if isinstance(q, bool) or int(q) != q or not 2 <= q <= 127:

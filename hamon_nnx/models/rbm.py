@@ -51,6 +51,19 @@ class RBM(EnergyModel):
         self.visible_bias = nnx.Param(jnp.zeros((self.n_visible,), jnp.float32))
         self.hidden_bias = nnx.Param(jnp.zeros((self.n_hidden,), jnp.float32))
 
+    def config(self) -> dict:
+        """Numbers of visible and hidden units."""
+        return {
+            "class": type(self).registered_name(),
+            "n_visible": self.n_visible,
+            "n_hidden": self.n_hidden,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict) -> RBM:
+        """Zero weights and biases of the configured sizes."""
+        return cls(config["n_visible"], config["n_hidden"], rngs=nnx.Rngs(0), init_scale=0.0)
+
     @classmethod
     def from_params(cls, W, visible_bias=None, hidden_bias=None) -> RBM:
         """An RBM with the given weights (n_visible, n_hidden) and biases."""

@@ -1,5 +1,7 @@
-"""Training: contrastive loss, negative phases, the Trainer, metrics."""
+"""Training: contrastive loss, negative phases, the Trainer, metrics, checkpoints."""
 
+from . import checkpoint as checkpoint
+from .checkpoint import CheckpointError as CheckpointError
 from .losses import contrastive_loss as contrastive_loss
 from .losses import free_energy as free_energy
 from .metrics import estimated_log_likelihood as estimated_log_likelihood
