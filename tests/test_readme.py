@@ -31,3 +31,11 @@ def test_readme_commands_are_the_ci_commands():
     ci = (README.parent / ".ci" / "run").read_text()
     assert "python -m pytest -q" in text and "python -m pytest -q" in ci
     assert "hamon-nnx demo" in text
+
+
+def test_readme_training_example_runs(capsys, tmp_path, monkeypatch):
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(blocks[2], str(README), "exec"), {"__name__": "__readme__"})
+    assert (tmp_path / "runs" / "rbm-final" / "model.json").exists()
+    assert "[" in capsys.readouterr().out
