@@ -84,6 +84,28 @@ class RBM(EnergyModel):
                 getattr(model, name)[...] = jnp.asarray(arr)
         return model
 
+    def init_visible_bias(self, data, pseudocount: float = 1.0) -> None:
+        """Set b_i = log(p_i / (1 - p_i)) from the data's pixel frequencies.
+
+        The usual starting point (Hinton's practical guide): with W small the
+        model then starts at the data's independent-pixel fit.
+
+        Example:
+            >>> import numpy as np, hamon_nnx as hn
+            >>> from flax import nnx
+            >>> rbm = hn.RBM(3, 2, rngs=nnx.Rngs(0))
+            >>> rbm.init_visible_bias(np.array([[1, 0, 1], [1, 0, 0]]))
+            >>> bool(rbm.visible_bias[...][0] > 0 > rbm.visible_bias[...][1])
+            True
+        """
+        v = np.asarray(data, np.float64)
+        if v.ndim != 2 or v.shape[1] != self.n_visible:
+            raise ValueError(f"data must have shape (n, {self.n_visible}), got {v.shape}")
+        if not np.all((v == 0) | (v == 1)):
+            raise ValueError("data must be binary (0/1)")
+        p = (v.sum(axis=0) + pseudocount) / (len(v) + 2 * pseudocount)
+        self.visible_bias[...] = jnp.asarray(np.log(p / (1 - p)), jnp.float32)
+
     def split(self, x):
         """(visible, hidden) parts of states (..., n_visible + n_hidden)."""
         return x[..., : self.n_visible], x[..., self.n_visible :]

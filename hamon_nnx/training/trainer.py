@@ -118,6 +118,8 @@ class Trainer:
         callbacks: callables `(trainer, epoch, logs) -> bool | None` after each
             epoch; True stops.
         step_callbacks: callables `(trainer, step, loss)` after each step.
+        eval_every: epochs between metric evaluations (exact log-likelihood
+            when small, pseudo-likelihood, reconstruction); 0 logs the loss only.
         progress: show a progress bar with the current loss.
 
     Example:
@@ -142,6 +144,7 @@ class Trainer:
         seed: int = 0,
         callbacks: Sequence[Callable] = (),
         step_callbacks: Sequence[Callable] = (),
+        eval_every: int = 1,
         progress: bool = True,
     ):
         if not isinstance(model, EnergyModel):
@@ -165,6 +168,9 @@ class Trainer:
         init_key, self.key = jax.random.split(jax.random.key(self.seed))
         self.callbacks = tuple(callbacks)
         self.step_callbacks = tuple(step_callbacks)
+        if isinstance(eval_every, bool) or int(eval_every) != eval_every or eval_every < 0:
+            raise ValueError(f"eval_every must be an integer >= 0, got {eval_every!r}")
+        self.eval_every = int(eval_every)
         self.progress = progress
         self.step = 0
         self.epoch = 0
@@ -345,9 +351,10 @@ class Trainer:
                     for callback in self.step_callbacks:
                         callback(self, self.step, losses[-1])
                 logs = {"loss": float(np.mean(losses)) if losses else math.nan}
-                logs.update(self.evaluate(train, "train"))
-                if evals is not None:
-                    logs.update(self.evaluate(evals, "eval"))
+                if self.eval_every and (self.epoch + 1) % self.eval_every == 0:
+                    logs.update(self.evaluate(train, "train"))
+                    if evals is not None:
+                        logs.update(self.evaluate(evals, "eval"))
                 for name, value in logs.items():
                     self._log(name, value)
                 self.epoch += 1
