@@ -168,3 +168,24 @@ def test_training_with_the_exact_gradient():
         np.tile(data, (8, 1)), epochs=20, batch_size=14
     )
     assert hn.training.exact_log_likelihood(rbm, data) > before + 1.5
+
+
+def test_fit_counts_total_epochs_and_refuses_a_silent_no_op():
+    rbm = hn.RBM(4, 2, rngs=nnx.Rngs(0))
+    trainer = hn.Trainer(rbm, optax.sgd(0.1), negative=hn.CD(1), progress=False, eval_every=0)
+    data = np.eye(4, dtype=np.int8)
+    trainer.fit(data, epochs=2, batch_size=2)
+    trainer.fit(data, epochs=3, batch_size=2)
+    assert trainer.epoch == 3 and trainer.step == 6 and len(trainer.history["loss"]) == 3
+    with pytest.raises(ValueError, match="already run 3 epochs"):
+        trainer.fit(data, epochs=1, batch_size=2)
+
+
+def test_metrics_compile_once_per_structure():
+    rbm = hn.RBM(6, 3, rngs=nnx.Rngs(0))
+    data = np.random.default_rng(0).integers(0, 2, size=(10, 6)).astype(np.int8)
+    hn.training.pseudo_log_likelihood(rbm, data)
+    size = hn.training.metrics._pseudo_log_likelihood_program._cache_size()
+    rbm.W[...] = rbm.W[...] + 1.0
+    hn.training.pseudo_log_likelihood(rbm, data)
+    assert hn.training.metrics._pseudo_log_likelihood_program._cache_size() == size

@@ -3,16 +3,26 @@ reconstruction error. Values are nats per data vector, averaged."""
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import nnx
 
 from .. import exact
 from .losses import free_energy, n_data_variables
 
 
+@functools.partial(jax.jit, static_argnums=0)
+def _free_energy_program(graphdef, state, x):
+    return free_energy(nnx.merge(graphdef, state), x)
+
+
 def _free_energies(model, data) -> np.ndarray:
-    return np.asarray(jax.jit(lambda x: free_energy(model, x))(jnp.asarray(data)), np.float64)
+    """F of every data vector; compiled once per model structure and data shape."""
+    graphdef, state = nnx.split(model)
+    return np.asarray(_free_energy_program(graphdef, state, jnp.asarray(data)), np.float64)
 
 
 def exact_log_likelihood(model, data, log_z: float | None = None) -> float:
@@ -46,28 +56,34 @@ def estimated_log_likelihood(
     return float(-_free_energies(model, data).mean() - log_z), stderr
 
 
+@functools.partial(jax.jit, static_argnums=(0, 3))
+def _pseudo_log_likelihood_program(graphdef, state, x, spins: bool):
+    model = nnx.merge(graphdef, state)
+    n = x.shape[-1]
+    f0 = free_energy(model, x)
+    eye = jnp.eye(n, dtype=jnp.float32)
+    if spins:  # x_i -> -x_i
+        flipped = x[None] * (1 - 2 * eye[:, None, :])
+    else:  # x_i -> 1 - x_i
+        flipped = jnp.abs(x[None] - eye[:, None, :])
+    delta = jax.vmap(lambda xf: free_energy(model, xf))(flipped) - f0[None]
+    return jnp.sum(jax.nn.log_sigmoid(delta), axis=0)
+
+
 def pseudo_log_likelihood(model, data) -> float:
     """Mean sum_i log p(x_i | x_-i) over binary data variables, exact (every i).
 
     For an RBM the conditionals come from free-energy differences, so
     hidden units are summed out; for spin models x_i flips sign.
     """
-    x = jnp.asarray(data).astype(jnp.float32)
-    n = n_data_variables(model)
+    if np.asarray(data).shape[-1] != n_data_variables(model):
+        raise ValueError(f"data must have {n_data_variables(model)} variables per row")
+    graphdef, state = nnx.split(model)
     spins = bool(np.any(np.asarray(data) < 0))
-
-    @jax.jit
-    def pll(x):
-        f0 = free_energy(model, x)
-        eye = jnp.eye(n, dtype=jnp.float32)
-        if spins:  # x_i -> -x_i
-            flipped = x[None] * (1 - 2 * eye[:, None, :])
-        else:  # x_i -> 1 - x_i
-            flipped = jnp.abs(x[None] - eye[:, None, :])
-        delta = jax.vmap(lambda xf: free_energy(model, xf))(flipped) - f0[None]
-        return jnp.sum(jax.nn.log_sigmoid(delta), axis=0)
-
-    return float(np.mean(np.asarray(pll(x), np.float64)))
+    x = jnp.asarray(data).astype(jnp.float32)
+    return float(
+        np.mean(np.asarray(_pseudo_log_likelihood_program(graphdef, state, x, spins), np.float64))
+    )
 
 
 def reconstruction_error(model, data) -> float:

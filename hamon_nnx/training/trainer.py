@@ -314,6 +314,11 @@ class Trainer:
         steps_per_epoch = len(train) // batch_size
         if resume:
             self.restore_checkpoint()
+        elif epochs <= self.epoch:
+            raise ValueError(
+                f"this trainer has already run {self.epoch} epochs and fit(epochs=...) counts the "
+                f"total: pass epochs > {self.epoch} to train more"
+            )
         bar = _progress(max(epochs - self.epoch, 0) * steps_per_epoch, self.progress, "training")
         if bar is not None:
             bar.update(self.step - self._epoch_start_step)
