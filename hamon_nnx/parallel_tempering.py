@@ -10,10 +10,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from .core import evidence, gibbs, random, schedule, tempering
+from .core import evidence, gibbs, schedule, tempering
 from .core import reference as ref_lib
 from .models.base import EnergyModel, check_params_finite
-from .sampling import _check_count, _check_key, check_clamp
+from .sampling import _check_count, _check_device, _check_key, check_clamp
 
 # Incremented each time the NRPT program is traced (tests count retraces).
 TRACE_COUNT = 0
@@ -225,10 +225,8 @@ def nrpt(
         >>> res.samples.shape
         (1, 200, 64)
     """
-    if device not in (None, "auto"):
-        raise NotImplementedError("device routing other than None/'auto' is not available yet")
+    _check_device(device)
     key = _check_key(key)
-    random.check_threefry(key)
     n_rounds = _check_count("n_rounds", n_rounds, 1)
     n_explore = _check_count("n_explore", n_explore, 1)
     runner = Runner(model, clamp=clamp, reference=reference)

@@ -22,7 +22,19 @@ def _check_count(name: str, value, minimum: int) -> int:
     return int(value)
 
 
+def _check_device(device) -> None:
+    if device not in (None, "auto"):
+        raise NotImplementedError("device routing other than None/'auto' is not available yet")
+
+
 def _check_key(key) -> jax.Array:
+    """A single typed threefry key (raw uint32 pairs are wrapped), or a clear error."""
+    key = _as_key(key)
+    random.check_threefry(key)
+    return key
+
+
+def _as_key(key) -> jax.Array:
     if not isinstance(key, jax.Array):
         raise TypeError(
             f"key must be a JAX PRNG key (jax.random.key(seed)), got {type(key).__name__}"
@@ -156,10 +168,8 @@ def sample(
     """
     if not isinstance(model, EnergyModel):
         raise TypeError(f"model must be a hamon-nnx EnergyModel, got {type(model).__name__}")
-    if device not in (None, "auto"):
-        raise NotImplementedError("device routing other than None/'auto' is not available yet")
+    _check_device(device)
     key = _check_key(key)
-    random.check_threefry(key)
     n_samples = _check_count("n_samples", n_samples, 1)
     n_chains = _check_count("n_chains", n_chains, 1)
     n_warmup = _check_count("n_warmup", n_warmup, 0)

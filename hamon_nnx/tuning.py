@@ -29,12 +29,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .core import diagnostics, evidence, random, schedule, tempering
+from .core import diagnostics, evidence, schedule, tempering
 from .core import reference as ref_lib
 from .models.base import EnergyModel
 from .models.ising import IsingModel
 from .parallel_tempering import Runner
-from .sampling import _check_count, _check_key
+from .sampling import _check_count, _check_device, _check_key
 
 
 @dataclasses.dataclass
@@ -216,7 +216,6 @@ class NRPTPlan:
 
     def _run(self, key, n: int) -> None:
         key = _check_key(key)
-        random.check_threefry(key)
         n = _check_count("n", n, 1)
         self.state, info = self.runner.run(key, self.state, n, self.n_explore)
         self._draws.append(info.cold)
@@ -312,12 +311,10 @@ def autotune(
     Returns:
         NRPTPlan.
     """
-    if device not in (None, "auto"):
-        raise NotImplementedError("device routing other than None/'auto' is not available yet")
+    _check_device(device)
     if reference not in ("uniform", "variational"):
         raise ValueError(f"reference must be 'uniform' or 'variational', got {reference!r}")
     key = _check_key(key)
-    random.check_threefry(key)
     max_rounds = _check_count("max_rounds", max_rounds, 32)
     if n_explore is not None:
         n_explore = _check_count("n_explore", n_explore, 1)
