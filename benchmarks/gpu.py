@@ -1,37 +1,71 @@
-"""GPU check: run the test suite on the accelerator, then measure throughput.
+"""GPU check in one call: GPU-marked tests, throughput, CPU/GPU crossover, JSON.
 
-One call, a few minutes; writes JSON (and the pytest log) to --out:
+Runs with what a bare accelerator machine has (Python with jax, flax, optax,
+orbax, numpy; pytest if present), installs nothing and needs no network:
 
-    python benchmarks/gpu.py --out results/        # on a machine with a GPU
+    python benchmarks/gpu.py                      # writes $OUT/gpu.json (or ./gpu.json)
+    python benchmarks/gpu.py --out results/h100.json --quick
 
-Measures, each as the best of a few timed calls after compilation:
-* spin updates per nanosecond of `hn.sample` on 2-D periodic Ising lattices
-  (64 chains, beta = 0.4) up to sizes that fill the chip, next to the floor
-  of one `jax.random.uniform` per update, with the energy per spin compared
-  with the exact finite-lattice value as a check of the run itself;
-* an RBM 784x500 sweep against its two matrix products alone.
+Sections, in order, each in its own try/except: a failure is recorded under
+"errors" with its traceback and the next section runs; the JSON is
+rewritten after every section, so a run cut short keeps what it measured.
+
+* environment: jax version, devices;
+* gpu_tests: `pytest -m gpu` (the accelerator tests: sampling on the GPU
+  against exact enumeration, "auto" routing, NRPT log Z, training), log in
+  pytest-gpu.log beside the JSON; `--full-tests` adds the whole suite;
+* ising: spin updates per nanosecond of `hn.sample` on 2-D periodic Ising
+  lattices (64 chains, beta = 0.4) up to sizes that fill the chip, next to
+  the floor of one `jax.random.uniform` per update; the energy per spin
+  against the exact finite-lattice value checks the run itself. Target:
+  200 flips/ns on one H100;
+* ising_breakdown: one L = 1024 sweep split into its neighbour-field part
+  and its random-bit part, to show where the time goes;
+* rbm: an RBM 784x500 sweep against its two matrix products alone;
+* crossover: `benchmarks/device_crossover.py`, the measured CPU/GPU
+  threshold for `device="auto"` (HAMON_DEVICE_THRESHOLD);
+* routing: what "auto" chooses at a few work sizes, and whether CPU and GPU
+  draws of a small model agree bit for bit (float rounding may differ);
+* sharding: with more than one device, `hn.sample` and `hn.nrpt` on all of
+  them against one, bit for bit.
+
+Every time is the best of a few calls after the compiling one.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
 import time
+import traceback
 
-import jax
-import jax.numpy as jnp
-import numpy as np
-from flax import nnx
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+for path in (ROOT, os.path.join(ROOT, "benchmarks")):
+    if path not in sys.path:  # run from a checkout without installing
+        sys.path.insert(0, path)
 
-import hamon_nnx as hn
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+from flax import nnx  # noqa: E402
+
+import hamon_nnx as hn  # noqa: E402
+from hamon_nnx.core import gibbs, random  # noqa: E402
+
+TARGET_FLIPS_PER_NS = 200.0
+
+
+def log(*args) -> None:
+    print(*args, file=sys.stderr, flush=True)
 
 
 def best_time(fn, repeats: int = 3) -> float:
     jax.block_until_ready(fn())
-    best = float("inf")
+    best = math.inf
     for _ in range(repeats):
         start = time.perf_counter()
         jax.block_until_ready(fn())
@@ -39,10 +73,52 @@ def best_time(fn, repeats: int = 3) -> float:
     return best
 
 
+# -- sections ------------------------------------------------------------------
+
+
+def environment() -> dict:
+    devices = jax.devices()
+    return {
+        "jax": jax.__version__,
+        "python": sys.version.split()[0],
+        "backend": jax.default_backend(),
+        "devices": [str(d) for d in devices],
+        "device_kind": devices[0].device_kind,
+        "n_devices": len(devices),
+    }
+
+
+def run_pytest(out_dir: str, args: list[str], log_name: str, timeout: float) -> dict:
+    start = time.perf_counter()
+    log_path = os.path.join(out_dir, log_name)
+    with open(log_path, "w") as f:
+        try:
+            code = subprocess.call(
+                [sys.executable, "-m", "pytest", *args],
+                stdout=f,
+                stderr=subprocess.STDOUT,
+                timeout=timeout,
+                cwd=ROOT,
+            )
+        except subprocess.TimeoutExpired:
+            code = "timeout"
+    with open(log_path) as f:
+        lines = [line.strip() for line in f if line.strip()]
+    summary = lines[-1] if lines else ""
+    return {
+        "args": args,
+        "exit_code": code,
+        "summary": summary,
+        "passed": code == 0,
+        "seconds": time.perf_counter() - start,
+        "log": log_name,
+    }
+
+
 def ising(L: int, chains: int, sweeps: int) -> dict:
     model = hn.IsingModel.lattice((L, L), coupling=1.0, periodic=True)
     draws = 4
-    thin = sweeps // draws
+    thin = max(sweeps // draws, 1)
 
     def run():
         return hn.sample(
@@ -53,6 +129,7 @@ def ising(L: int, chains: int, sweeps: int) -> dict:
             n_warmup=0,
             thin=thin,
             beta=0.4,
+            device=None,
         )
 
     seconds = best_time(run)
@@ -81,13 +158,75 @@ def ising(L: int, chains: int, sweeps: int) -> dict:
     }
 
 
+def ising_breakdown(L: int = 1024, chains: int = 64, sweeps: int = 50) -> dict:
+    """Seconds per sweep of the whole sweep, its field part and its random part."""
+    model = hn.IsingModel.lattice((L, L), coupling=1.0, periodic=True)
+    graphdef, params = nnx.split(model)
+    key = jax.random.key(0)
+    x0 = gibbs.random_states(key, model.blocks, chains)
+    beta = jnp.full((chains,), 0.4, jnp.float32)
+
+    @jax.jit
+    def full(params, x):
+        m = nnx.merge(graphdef, params)
+        return jax.lax.fori_loop(
+            0, sweeps, lambda t, x: gibbs.sweep(jax.random.fold_in(key, t), x, m, beta), x
+        )
+
+    @jax.jit
+    def fields_only(params, x):
+        m = nnx.merge(graphdef, params)
+
+        def body(t, x):
+            for b, blk in enumerate(m.blocks):
+                logits = jax.vmap(lambda xc, b=b: m.block_logits(xc, b))(x)
+                new = jnp.where(logits.reshape(chains, blk.size) > 0, jnp.int8(1), jnp.int8(-1))
+                x = jax.lax.dynamic_update_slice(x, new, (0, blk.start))
+            return x
+
+        return jax.lax.fori_loop(0, sweeps, body, x)
+
+    @jax.jit
+    def random_only(x):
+        def body(t, x):
+            k = jax.random.fold_in(key, t)
+            for b, blk in enumerate(model.blocks):
+                p = jnp.full((chains, blk.size), 0.3, jnp.float32) + t.astype(jnp.float32) * 0.0
+                up = random.bernoulli(jax.random.fold_in(k, b), p)
+                new = jnp.where(up, jnp.int8(1), jnp.int8(-1))
+                x = jax.lax.dynamic_update_slice(x, new, (0, blk.start))
+            return x
+
+        return jax.lax.fori_loop(0, sweeps, body, x)
+
+    full_s = best_time(lambda: full(params, x0)) / sweeps
+    fields_s = best_time(lambda: fields_only(params, x0)) / sweeps
+    random_s = best_time(lambda: random_only(x0)) / sweeps
+    updates = chains * L * L
+    return {
+        "L": L,
+        "chains": chains,
+        "sweep_s": full_s,
+        "fields_only_s": fields_s,
+        "random_only_s": random_s,
+        "flips_per_ns": updates / full_s / 1e9,
+        "fields_only_updates_per_ns": updates / fields_s / 1e9,
+        "random_only_updates_per_ns": updates / random_s / 1e9,
+    }
+
+
 def rbm(chains: int, sweeps: int) -> dict:
     model = hn.RBM(784, 500, rngs=nnx.Rngs(0))
     W = model.W[...]
 
     def run():
         return hn.sample(
-            model, jax.random.key(0), n_samples=1, n_chains=chains, n_warmup=sweeps - 1
+            model,
+            jax.random.key(0),
+            n_samples=1,
+            n_chains=chains,
+            n_warmup=sweeps - 1,
+            device=None,
         )
 
     @jax.jit
@@ -102,45 +241,152 @@ def rbm(chains: int, sweeps: int) -> dict:
     return {"chains": chains, "sweep_s": sweep_s, "matmul_s": mm_s, "ratio": sweep_s / mm_s}
 
 
+def routing() -> dict:
+    from hamon_nnx.core import device as device_lib
+
+    model = hn.IsingModel.lattice((8, 8), coupling=0.4)
+    out = {"threshold": device_lib.threshold(), "decisions": []}
+    for chains in (4, 64, 1024):
+        place = device_lib.resolve("auto", n_chains=chains, n_variables=64)
+        s = hn.sample(model, jax.random.key(0), n_samples=2, n_chains=chains)
+        out["decisions"].append(
+            {
+                "work": chains * 64,
+                "reason": place.reason,
+                "ran_on": sorted({d.platform for d in s.devices()}),
+            }
+        )
+    a = hn.sample(model, jax.random.key(1), n_samples=100, n_chains=16, device="cpu")
+    b = hn.sample(model, jax.random.key(1), n_samples=100, n_chains=16, device="gpu")
+    a, b = np.asarray(a), np.asarray(b)
+    out["cpu_gpu_identical_draws"] = bool(np.array_equal(a, b))
+    out["cpu_gpu_fraction_equal"] = float(np.mean(a == b))
+    return out
+
+
+def sharding() -> dict:
+    devices = jax.devices()
+    if len(devices) < 2:
+        return {"skipped": f"{len(devices)} device"}
+    model = hn.IsingModel.lattice((64, 64), coupling=0.44)
+    n = len(devices)
+    chains = 16 * n
+    one = hn.sample(model, jax.random.key(0), n_samples=20, n_chains=chains, device=devices[:1])
+    start = time.perf_counter()
+    many = hn.sample(model, jax.random.key(0), n_samples=20, n_chains=chains, device=devices)
+    jax.block_until_ready(many)
+    r1 = hn.nrpt(model, jax.random.key(2), n_rounds=100, n_chains=2 * n, device=devices[:1])
+    rn = hn.nrpt(model, jax.random.key(2), n_rounds=100, n_chains=2 * n, device=devices)
+    return {
+        "n_devices": n,
+        "sample_identical": bool(np.array_equal(np.asarray(one), np.asarray(many))),
+        "sample_sharded_first_call_s": time.perf_counter() - start,
+        "nrpt_identical": bool(np.array_equal(np.asarray(r1.samples), np.asarray(rn.samples)))
+        and bool(np.array_equal(r1.energy, rn.energy)),
+    }
+
+
+# -- driver --------------------------------------------------------------------
+
+
+def output_path(out: str | None) -> str:
+    out = out or os.environ.get("OUT") or "."
+    if out.endswith(".json"):
+        folder = os.path.dirname(os.path.abspath(out))
+        os.makedirs(folder, exist_ok=True)
+        return os.path.abspath(out)
+    os.makedirs(out, exist_ok=True)
+    return os.path.join(os.path.abspath(out), "gpu.json")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", default=".", help="folder for gpu.json and pytest.log")
-    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 1024, 2048, 4096])
-    parser.add_argument("--no-tests", action="store_true")
-    parser.add_argument("--test-args", default="tests -q -x -p no:cacheprovider")
-    parser.add_argument("--test-timeout", type=float, default=300.0, help="seconds")
+    parser.add_argument("--out", default=None, help="folder or .json file (default $OUT or .)")
+    parser.add_argument("--sizes", type=int, nargs="+", default=None, help="Ising lattice sides")
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, a short smoke run")
+    parser.add_argument("--no-tests", action="store_true", help="skip the GPU-marked tests")
+    parser.add_argument("--full-tests", action="store_true", help="also run the whole suite")
+    parser.add_argument("--test-timeout", type=float, default=300.0, help="seconds per pytest run")
+    parser.add_argument(
+        "--skip", nargs="*", default=[], help="sections to skip, e.g. crossover rbm"
+    )
     args = parser.parse_args(argv)
-    os.makedirs(args.out, exist_ok=True)
-    report = {
-        "jax": jax.__version__,
-        "devices": [str(d) for d in jax.devices()],
-        "device_kind": jax.devices()[0].device_kind,
+    path = output_path(args.out)
+    out_dir = os.path.dirname(path)
+    sizes = args.sizes or ([64, 256] if args.quick else [256, 1024, 2048, 4096])
+    report: dict = {
+        "benchmark": "gpu",
+        "target_flips_per_ns": TARGET_FLIPS_PER_NS,
+        "seconds": {},
+        "errors": {},
     }
-    if not args.no_tests:
+
+    def write() -> None:
+        with open(path, "w") as f:
+            json.dump(report, f, indent=2)
+
+    def section(name, fn):
+        if name in args.skip:
+            report[name] = {"skipped": "--skip"}
+            return
+        log(f"== {name}")
         start = time.perf_counter()
-        with open(os.path.join(args.out, "pytest.log"), "w") as log:
-            try:
-                code = subprocess.call(
-                    [sys.executable, "-m", "pytest", *args.test_args.split()],
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    timeout=args.test_timeout,
-                )
-            except subprocess.TimeoutExpired:
-                code = "timeout"
-        report["pytest"] = {"exit_code": code, "seconds": time.perf_counter() - start}
-        print(f"pytest exit {code}", file=sys.stderr, flush=True)
-    report["ising"] = []
-    for L in args.sizes:
-        row = ising(L, chains=64, sweeps=200 if L <= 1024 else 40)
-        report["ising"].append(row)
-        print(json.dumps(row), file=sys.stderr, flush=True)
-    report["rbm"] = [rbm(c, 50) for c in (512, 4096)]
-    print(json.dumps(report["rbm"]), file=sys.stderr, flush=True)
-    text = json.dumps(report, indent=2)
-    with open(os.path.join(args.out, "gpu.json"), "w") as f:
-        f.write(text)
-    print(text)
+        try:
+            report[name] = fn()
+        except Exception:  # record and go on: one broken section must not lose the rest
+            report["errors"][name] = traceback.format_exc()[-4000:]
+            log(report["errors"][name])
+        report["seconds"][name] = time.perf_counter() - start
+        write()
+
+    section("environment", environment)
+    if not args.no_tests:
+        section(
+            "gpu_tests",
+            lambda: run_pytest(
+                out_dir,
+                ["tests", "-m", "gpu", "-q", "-p", "no:cacheprovider"],
+                "pytest-gpu.log",
+                args.test_timeout,
+            ),
+        )
+
+    def ising_rows():
+        rows = []
+        for L in sizes:
+            row = ising(L, chains=64, sweeps=200 if L <= 1024 else 40)
+            log(json.dumps(row))
+            rows.append(row)
+        return rows
+
+    section("ising", ising_rows)
+    section("ising_breakdown", lambda: ising_breakdown(256 if args.quick else 1024))
+    section("rbm", lambda: [rbm(c, 20 if args.quick else 50) for c in (512, 4096)])
+
+    def crossover():
+        import device_crossover
+
+        if args.quick:
+            return device_crossover.run(sizes=(4, 16, 64), chains=(8,), repeats=2)
+        return device_crossover.run()
+
+    section("crossover", crossover)
+    section("routing", routing)
+    section("sharding", sharding)
+    if args.full_tests and not args.no_tests:
+        section(
+            "full_tests",
+            lambda: run_pytest(
+                out_dir,
+                ["tests", "hamon_nnx", "-q", "-x", "-p", "no:cacheprovider"],
+                "pytest-full.log",
+                args.test_timeout,
+            ),
+        )
+    report["ok"] = not report["errors"]
+    write()
+    print(json.dumps(report, indent=2))
+    log(f"wrote {path}")
     return 0
 
 

@@ -4,6 +4,11 @@ from . import data as data
 from . import exact as exact
 from . import plots as plots
 from . import training as training
+from .core.device import Placement as Placement
+from .core.device import chain_mesh as chain_mesh
+from .core.device import disable_compile_cache as disable_compile_cache
+from .core.device import enable_compile_cache as enable_compile_cache
+from .core.device import resolve_device as resolve_device
 from .core.diagnostics import effective_sample_size as effective_sample_size
 from .core.diagnostics import rhat as rhat
 from .models import RBM as RBM

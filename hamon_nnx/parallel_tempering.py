@@ -10,23 +10,35 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from .core import device as device_lib
 from .core import evidence, gibbs, schedule, tempering
 from .core import reference as ref_lib
 from .models.base import EnergyModel, check_params_finite
-from .sampling import _check_count, _check_device, _check_key, check_clamp
+from .sampling import _check_count, _check_key, check_clamp
 
 # Incremented each time the NRPT program is traced (tests count retraces).
 TRACE_COUNT = 0
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef", "capacity"))
+@functools.partial(jax.jit, static_argnames=("graphdef", "capacity", "chain_sharding"))
 def _nrpt_program(
-    graphdef, params, key, state, clamp_mask, reference, n_rounds, n_explore, *, capacity
+    graphdef,
+    params,
+    key,
+    state,
+    clamp_mask,
+    reference,
+    n_rounds,
+    n_explore,
+    *,
+    capacity,
+    chain_sharding=None,
 ):
     global TRACE_COUNT
     TRACE_COUNT += 1
     model = nnx.merge(graphdef, params)
     clamp = None if clamp_mask is None else gibbs.Clamp(clamp_mask)
+    state = state._replace(x=device_lib.constrain_chains(state.x, chain_sharding))
     state, info = tempering.run(
         key,
         state,
@@ -37,26 +49,34 @@ def _nrpt_program(
         clamp=clamp,
         reference=reference,
     )
-    return state, info._replace(cold=model.to_natural(info.cold))
+    # per-round statistics are small: a full copy everywhere, readable on every host
+    info = device_lib.replicate_within(
+        info._replace(cold=model.to_natural(info.cold)), chain_sharding
+    )
+    return state, info
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef", "n_chains"))
-def _initial_states(graphdef, params, key, clamp_mask, clamp_values, *, n_chains):
+@functools.partial(jax.jit, static_argnames=("graphdef", "n_chains", "chain_sharding"))
+def _initial_states(
+    graphdef, params, key, clamp_mask, clamp_values, *, n_chains, chain_sharding=None
+):
     model = nnx.merge(graphdef, params)
     x = gibbs.random_states(key, model.blocks, n_chains)
     if clamp_mask is not None:
         x = jnp.where(clamp_mask, clamp_values, x)
-    return x
+    return device_lib.constrain_chains(x, chain_sharding)
 
 
 class Runner:
     """A model split once, with its clamp and reference, ready to run rounds.
 
     Orchestrators (tuning, plans) keep one Runner so that every call reuses
-    the compiled program of the model's structure.
+    the compiled program of the model's structure. The device is resolved
+    once, here (`n_chains` is the ladder size "auto" judges the work by), and
+    every round runs there; with several devices the ladder axis is sharded.
     """
 
-    def __init__(self, model: EnergyModel, clamp=None, reference=None):
+    def __init__(self, model: EnergyModel, clamp=None, reference=None, device=None, n_chains=16):
         if not isinstance(model, EnergyModel):
             raise TypeError(f"model must be a hamon-nnx EnergyModel, got {type(model).__name__}")
         check_params_finite(model)
@@ -64,6 +84,15 @@ class Runner:
         self.graphdef, self.params = nnx.split(model)
         self.clamp = check_clamp(model, clamp)
         self.reference = reference
+        n_free = model.n_variables - (0 if self.clamp is None else int(np.sum(self.clamp[0])))
+        self.placement = device_lib.resolve(device, n_chains=n_chains, n_variables=n_free)
+        self.params, self.clamp = self.placement.replicate((self.params, self.clamp))
+
+    def _place(self, state: tempering.NRPTState) -> tempering.NRPTState:
+        """The ladder axis of the chains split over the devices, the rest replicated."""
+        self.placement.check_chains(int(state.x.shape[0]), "the ladder size N")
+        rest = self.placement.replicate(state._replace(x=None))
+        return rest._replace(x=self.placement.shard_chains(state.x))
 
     @property
     def n_variables(self) -> int:
@@ -72,10 +101,18 @@ class Runner:
     def initial_state(self, key: jax.Array, ladder) -> tempering.NRPTState:
         ladder = jnp.asarray(schedule.check_ladder(ladder), jnp.float32)
         mask, values = self.clamp if self.clamp is not None else (None, None)
+        n_chains = int(ladder.shape[0])
+        self.placement.check_chains(n_chains, "the ladder size N")
         x = _initial_states(
-            self.graphdef, self.params, key, mask, values, n_chains=int(ladder.shape[0])
+            self.graphdef,
+            self.params,
+            self.placement.replicate(key),
+            mask,
+            values,
+            n_chains=n_chains,
+            chain_sharding=self.placement.chain_sharding,
         )
-        return tempering.init(x, ladder)
+        return self._place(tempering.init(x, ladder))
 
     def log_z_reference(self) -> float:
         blocks = self.model.blocks
@@ -95,6 +132,8 @@ class Runner:
     def run(self, key, state, n_rounds: int, n_explore: int):
         """`n_rounds` rounds in chunks of `capacity`, one compiled program for all."""
         mask = None if self.clamp is None else self.clamp[0]
+        state = self._place(state)
+        key, reference = self.placement.replicate((key, self.reference))
         chunks = []
         done = 0
         while done < n_rounds:
@@ -105,10 +144,11 @@ class Runner:
                 key,
                 state,
                 mask,
-                self.reference,
+                reference,
                 jnp.int32(active),
                 jnp.int32(n_explore),
                 capacity=self.capacity,
+                chain_sharding=self.placement.chain_sharding,
             )
             # slice and join on the host: eager device slicing compiles per length
             chunks.append(jax.tree.map(lambda a, k=active: np.asarray(a)[:k], info))
@@ -195,7 +235,7 @@ def nrpt(
     clamp=None,
     reference=None,
     state: tempering.NRPTState | None = None,
-    device=None,
+    device="auto",
 ) -> NRPTResult:
     """Non-reversible parallel tempering on a fixed ladder.
 
@@ -213,7 +253,10 @@ def nrpt(
         reference: optional product reference (logits per block, internal
             order) for the beta = 0 end; uniform by default.
         state: an `NRPTState` to continue from (ignores betas and init).
-        device: reserved for device routing (None leaves placement to JAX).
+        device: where to run: "auto", "cpu", "gpu", a `jax.Device`, None, or
+            several devices (a list or `hn.chain_mesh()`) to shard the ladder
+            over (N a multiple of the device count), with identical results;
+            see `hamon_nnx.core.device`.
 
     Returns:
         NRPTResult with the cold-chain samples, log Z and swap statistics.
@@ -225,15 +268,15 @@ def nrpt(
         >>> res.samples.shape
         (1, 200, 64)
     """
-    _check_device(device)
     key = _check_key(key)
     n_rounds = _check_count("n_rounds", n_rounds, 1)
     n_explore = _check_count("n_explore", n_explore, 1)
-    runner = Runner(model, clamp=clamp, reference=reference)
+    if state is None and betas is None:
+        betas = np.linspace(0.0, 1.0, _check_count("n_chains", n_chains, 2))
+    size = np.size(betas if state is None else state.ladder)
+    runner = Runner(model, clamp=clamp, reference=reference, device=device, n_chains=size)
     init_key, run_key = jax.random.split(key)
     if state is None:
-        if betas is None:
-            betas = np.linspace(0.0, 1.0, _check_count("n_chains", n_chains, 2))
         state = runner.initial_state(init_key, betas)
         if init is not None:
             x = model.validate_state(init, name="init")

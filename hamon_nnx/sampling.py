@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from .core import device as device_lib
 from .core import gibbs, random
 from .models.base import EnergyModel, check_params_finite
 
@@ -20,11 +21,6 @@ def _check_count(name: str, value, minimum: int) -> int:
     if isinstance(value, bool) or int(value) != value or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
-
-
-def _check_device(device) -> None:
-    if device not in (None, "auto"):
-        raise NotImplementedError("device routing other than None/'auto' is not available yet")
 
 
 def _check_key(key) -> jax.Array:
@@ -89,7 +85,15 @@ def check_clamp(model: EnergyModel, clamp) -> tuple[jax.Array, jax.Array] | None
 
 @functools.partial(
     jax.jit,
-    static_argnames=("graphdef", "n_samples", "n_warmup", "thin", "has_init", "has_clamp"),
+    static_argnames=(
+        "graphdef",
+        "n_samples",
+        "n_warmup",
+        "thin",
+        "has_init",
+        "has_clamp",
+        "chain_sharding",
+    ),
 )
 def _sample_program(
     graphdef,
@@ -105,6 +109,7 @@ def _sample_program(
     thin,
     has_init,
     has_clamp,
+    chain_sharding=None,
 ):
     global TRACE_COUNT
     TRACE_COUNT += 1
@@ -119,6 +124,7 @@ def _sample_program(
     if has_clamp:
         x = jnp.where(clamp_mask, clamp_values, x)
         clamp = gibbs.Clamp(clamp_mask)
+    x = device_lib.constrain_chains(x, chain_sharding)
     draws = gibbs.run_chains(
         model, run_key, x, beta, n_warmup=n_warmup, n_samples=n_samples, thin=thin, clamp=clamp
     )
@@ -135,7 +141,7 @@ def sample(
     beta=1.0,
     init=None,
     clamp=None,
-    device=None,
+    device="auto",
 ) -> jax.Array:
     """Block Gibbs sampling from pi_beta(x) proportional to exp(-beta E(x)).
 
@@ -154,7 +160,10 @@ def sample(
             uniformly random by default.
         clamp: optional `(mask, values)`, arrays of shape (n,) in natural
             order: the masked variables are held at `values`.
-        device: reserved for device routing (`None` leaves placement to JAX).
+        device: where to run: "auto" (small work on the CPU, large on an
+            accelerator), "cpu", "gpu", a `jax.Device`, None (leave it to
+            JAX), or several devices (a list or `hn.chain_mesh()`) to shard
+            the chains over, with identical draws; see `hamon_nnx.core.device`.
 
     Returns:
         int8 array (n_chains, n_samples, n) in natural order.
@@ -168,7 +177,6 @@ def sample(
     """
     if not isinstance(model, EnergyModel):
         raise TypeError(f"model must be a hamon-nnx EnergyModel, got {type(model).__name__}")
-    _check_device(device)
     key = _check_key(key)
     n_samples = _check_count("n_samples", n_samples, 1)
     n_chains = _check_count("n_chains", n_chains, 1)
@@ -184,8 +192,13 @@ def sample(
         if init.shape != (n_chains, n):
             raise ValueError(f"init must have shape ({n},) or ({n_chains}, {n}), got {init.shape}")
     clamp = check_clamp(model, clamp)
+    n_free = n if clamp is None else n - int(np.sum(np.asarray(clamp[0])))
+    place = device_lib.resolve(device, n_chains=n_chains, n_variables=n_free)
+    place.check_chains(n_chains)
     graphdef, state = nnx.split(model)
     mask, values = clamp if clamp is not None else (None, None)
+    state, key, mask, values = place.replicate((state, key, mask, values))
+    beta, init = place.shard_chains((beta, init))
     return _sample_program(
         graphdef,
         state,
@@ -199,4 +212,5 @@ def sample(
         thin=thin,
         has_init=init is not None,
         has_clamp=clamp is not None,
+        chain_sharding=place.chain_sharding,
     )

@@ -34,7 +34,7 @@ from .core import reference as ref_lib
 from .models.base import EnergyModel
 from .models.ising import IsingModel
 from .parallel_tempering import Runner
-from .sampling import _check_count, _check_device, _check_key
+from .sampling import _check_count, _check_key
 
 
 @dataclasses.dataclass
@@ -292,7 +292,7 @@ def autotune(
     reference: str = "uniform",
     clamp=None,
     max_chains: int = 256,
-    device=None,
+    device="auto",
 ) -> NRPTPlan:
     """Tune NRPT for `model`: ladder, chain count, exploration; see module doc.
 
@@ -306,22 +306,27 @@ def autotune(
             the beta = 1 chain).
         clamp: optional `(mask, values)` held fixed in every chain.
         max_chains: upper limit for the tuned N.
-        device: reserved for device routing.
+        device: where to run, resolved once here and reused by the plan (so
+            its compiled programs stay warm): "auto", "cpu", "gpu", a
+            `jax.Device`, None, or several devices (a list or
+            `hn.chain_mesh()`) to shard the ladder over; tuned ladder sizes
+            are then rounded up to a multiple of the device count.
 
     Returns:
         NRPTPlan.
     """
-    _check_device(device)
     if reference not in ("uniform", "variational"):
         raise ValueError(f"reference must be 'uniform' or 'variational', got {reference!r}")
     key = _check_key(key)
     max_rounds = _check_count("max_rounds", max_rounds, 32)
     if n_explore is not None:
         n_explore = _check_count("n_explore", n_explore, 1)
-    runner = Runner(model, clamp=clamp)
     n_adapt = max(1, int(math.log2(max_rounds)) - 4)  # 32, 64, ..., max_rounds
     keys = [jax.random.fold_in(key, i) for i in range(6)]
     start_n = _check_count("n_chains", n_chains, 2) if n_chains is not None else 16
+    runner = Runner(model, clamp=clamp, device=device, n_chains=start_n)
+    if n_chains is None:
+        start_n = runner.placement.round_up(start_n)
     state = runner.initial_state(keys[0], np.linspace(0.0, 1.0, start_n))
     history: list[AdaptationStep] = []
     explore = n_explore or 1
@@ -330,7 +335,7 @@ def autotune(
     )
     if n_chains is None:
         last = history[-1]
-        n_new = tune_chains(last.total_barrier, max_chains=max_chains)
+        n_new = runner.placement.round_up(tune_chains(last.total_barrier, max_chains=max_chains))
         if abs(n_new - start_n) > 0.25 * start_n:  # else keep the compiled program's size
             ladder = schedule.equal_barrier_ladder(last.ladder, last.rejection, n_new)
             state = resize(state, ladder)
@@ -382,7 +387,7 @@ def ising_sample(fields, edges, couplings, *, key: jax.Array, n_samples: int = 1
         couplings: (E,) couplings J (E = -sum J s_i s_j - sum h s).
         key: PRNG key.
         n_samples: draws of the beta = 1 chain.
-        **kwargs: passed to `autotune`.
+        **kwargs: passed to `autotune` (e.g. `device=`, `max_rounds=`).
 
     Returns:
         (samples (1, n_samples, n) int8 spins, NRPTReport with `.plan`).

@@ -21,6 +21,7 @@ import optax
 from flax import nnx
 
 from .. import exact
+from ..core import device as device_lib
 from ..models.base import KINDS, SPIN, EnergyModel
 from . import metrics as metric_lib
 from .losses import contrastive_loss, n_data_variables
@@ -34,11 +35,14 @@ class TrainingDiverged(RuntimeError):
     """The loss or a parameter became NaN or inf; training stopped."""
 
 
-@nnx.jit(static_argnums=(2,))
-def _train_step(model, optimizer, negative, negative_state, key, batch):
+@nnx.jit(static_argnums=(2, 6))
+def _train_step(model, optimizer, negative, negative_state, key, batch, chain_sharding):
     global TRACE_COUNT
     TRACE_COUNT += 1
     negatives, negative_state = negative.sample(model, key, negative_state, batch)
+    # sampling runs sharded; the gradient sums the batch in one order on every
+    # device, so sharded training gives the same parameters bit for bit
+    negatives, batch = device_lib.replicate_within((negatives, batch), chain_sharding)
     loss_fn = getattr(negative, "loss", contrastive_loss)
     loss, grads = nnx.value_and_grad(lambda m: loss_fn(m, batch, negatives))(model)
     with jax.numpy_dtype_promotion("standard"):  # optax mixes int counters and floats
@@ -121,6 +125,11 @@ class Trainer:
         eval_every: epochs between metric evaluations (exact log-likelihood
             when small, pseudo-likelihood, reconstruction); 0 logs the loss only.
         progress: show a progress bar with the current loss.
+        device: where to train, resolved at the first `fit` and reused: "auto",
+            "cpu", "gpu", a `jax.Device`, None, or several devices (a list or
+            `hn.chain_mesh()`): the data batch and the negative chains are
+            then sharded (batch size and chain count multiples of the device
+            count), with the same parameters as on one device.
 
     Example:
         >>> import optax, numpy as np, hamon_nnx as hn
@@ -146,6 +155,7 @@ class Trainer:
         step_callbacks: Sequence[Callable] = (),
         eval_every: int = 1,
         progress: bool = True,
+        device="auto",
     ):
         if not isinstance(model, EnergyModel):
             raise TypeError(f"model must be a hamon-nnx EnergyModel, got {type(model).__name__}")
@@ -172,6 +182,9 @@ class Trainer:
             raise ValueError(f"eval_every must be an integer >= 0, got {eval_every!r}")
         self.eval_every = int(eval_every)
         self.progress = progress
+        device_lib.check(device)
+        self.device = device
+        self.placement = None  # resolved at the first fit, then reused
         self.step = 0
         self.epoch = 0
         self._epoch_start_step = 0
@@ -319,6 +332,14 @@ class Trainer:
                 f"this trainer has already run {self.epoch} epochs and fit(epochs=...) counts the "
                 f"total: pass epochs > {self.epoch} to train more"
             )
+        if self.placement is None:  # resolved once, so the compiled step stays warm
+            chains = max(batch_size, getattr(self.negative, "n_chains", 0))
+            self.placement = device_lib.resolve(
+                self.device, n_chains=chains, n_variables=self.model.n_variables
+            )
+        self.negative_state = device_lib.place_training(
+            self.placement, self.model, self.optimizer, self.negative_state, batch_size
+        )
         bar = _progress(max(epochs - self.epoch, 0) * steps_per_epoch, self.progress, "training")
         if bar is not None:
             bar.update(self.step - self._epoch_start_step)
@@ -328,6 +349,7 @@ class Trainer:
                 losses = self._epoch_losses
                 for i in range(self.step - self._epoch_start_step, steps_per_epoch):
                     batch = jnp.asarray(train[order[i * batch_size : (i + 1) * batch_size]])
+                    batch = self.placement.shard_chains(batch)
                     loss, finite, state = _train_step(
                         self.model,
                         self.optimizer,
@@ -335,6 +357,7 @@ class Trainer:
                         self.negative_state,
                         jax.random.fold_in(self.key, self.step),
                         batch,
+                        self.placement.chain_sharding,
                     )
                     if not bool(finite):
                         raise TrainingDiverged(

@@ -1,0 +1,482 @@
+"""Where sampling runs: device routing, chain sharding, compile cache.
+
+Every entry point (`hn.sample`, `hn.nrpt`, `hn.autotune`, `hn.autosample`,
+`hn.ising_sample`, `hn.Trainer`) takes `device=` and turns it into a
+`Placement` once, through `resolve`:
+
+* `None`: placement untouched; JAX runs the program where its inputs are
+  (its default device).
+* `"auto"` (the default): with no accelerator visible, placement untouched.
+  With one, work that is dispatch-bound goes to the CPU and the rest stays
+  on the accelerator. The work score is the variable updates of one sweep,
+  chains x free variables: both a CPU sweep and an accelerator sweep cost
+  (fixed launch latency) + (per-update cost) x work, so the number of
+  sweeps multiplies both sides and does not move the crossover. Work at or
+  above the threshold (`DEFAULT_THRESHOLD`, or the value
+  `benchmarks/device_crossover.py` measures on your machine) runs on the
+  accelerator.
+* `"cpu"`, `"gpu"`: the first local device of that kind; "gpu" with no GPU
+  visible is an error, never a silent fallback.
+* a `jax.Device`: that device.
+* several devices, as a list of `jax.Device` or a `jax.sharding.Mesh` with an
+  axis named "chains" (`chain_mesh()` builds one over all devices): the
+  chain axis (the ladder axis for NRPT, the batch and negative chains for
+  training) is sharded over them with `NamedSharding(mesh, P("chains"))`;
+  parameters and keys are replicated, and `jax.jit` partitions the program.
+  The chain count must be a multiple of the number of devices.
+
+Environment overrides for "auto" (explicit arguments win over them):
+
+* `HAMON_DEVICE=cpu|gpu|none|auto`: force the CPU, force the GPU, leave
+  placement to JAX, or decide by work.
+* `HAMON_DEVICE_THRESHOLD=<updates per sweep>`: the crossover work score.
+
+Sharding changes no sample: the random bits of chain c in sweep t, block b
+are a hash of the counters (c, word) under `fold_in(fold_in(key, t), b)`
+(`core.random`), and every other draw is an elementwise
+`jax.random` draw (threefry in its partitionable mode hashes each element's
+own index), so each device computes exactly the rows it holds; tests check
+bit-identical draws on 1, 2 and 4 devices. Training reductions over a
+sharded batch are summed per device first, so trained parameters agree to
+float32 rounding, not bit for bit.
+
+Multi-host: start every process with `jax.distributed.initialize()` (on a
+cluster with SLURM or Cloud TPU it finds its peers itself; otherwise pass
+`coordinator_address`, `num_processes` and `process_id`), then build the
+mesh over the global devices, `mesh = hn.chain_mesh()` (`jax.devices()` is
+global after `initialize`), and run the same call with the same key in
+every process: `hn.sample(model, key, n_chains=1024, device=mesh)`. The
+inputs are identical in every process by construction (they depend only on
+the key), each process computes its own chains, and the result is a global
+`jax.Array`; gather it where you need it with
+`jax.experimental.multihost_utils.process_allgather(samples)`. NRPT's
+per-round statistics are returned replicated, so `hn.nrpt` and
+`hn.autotune` read them on every host.
+
+Example:
+    >>> import hamon_nnx as hn
+    >>> place = hn.resolve_device("cpu")
+    >>> place.device.platform
+    'cpu'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from collections.abc import Sequence
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+CHAINS = "chains"  # the mesh axis the chain (ladder, batch) axis is sharded over
+DEVICE_NAMES = ("auto", "cpu", "gpu")
+ENV_DEVICE = "HAMON_DEVICE"
+ENV_DEVICE_VALUES = ("cpu", "gpu", "none", "auto")
+ENV_THRESHOLD = "HAMON_DEVICE_THRESHOLD"
+# Variable updates per sweep above which an accelerator beats the CPU. An
+# estimate from a ~30 us launch-bound accelerator sweep against ~1 update per
+# ns on a CPU; benchmarks/device_crossover.py measures the real crossover.
+DEFAULT_THRESHOLD = 2**15
+
+
+@dataclasses.dataclass(frozen=True)
+class Placement:
+    """Where a computation runs: untouched, one device, or a mesh of devices.
+
+    Attributes:
+        device: the single device everything is put on, or None.
+        mesh: a Mesh with a "chains" axis the chain axis is sharded over, or None.
+        reason: a short note on how the placement was chosen.
+
+    With neither `device` nor `mesh`, inputs are left where they are.
+
+    Example:
+        >>> import jax.numpy as jnp, hamon_nnx as hn
+        >>> place = hn.resolve_device("cpu")
+        >>> x = place.shard_chains(jnp.zeros((4, 3)))
+        >>> sorted(d.platform for d in x.devices())
+        ['cpu']
+    """
+
+    device: jax.Device | None = None
+    mesh: Mesh | None = None
+    reason: str = ""
+
+    @property
+    def n_devices(self) -> int:
+        """Devices the chain axis is split over (1 unless sharded)."""
+        return 1 if self.mesh is None else int(self.mesh.shape[CHAINS])
+
+    @property
+    def sharded(self) -> bool:
+        return self.mesh is not None
+
+    @property
+    def chain_sharding(self) -> NamedSharding | None:
+        """The sharding of arrays whose leading axis is the chain axis (hashable)."""
+        if self.mesh is None:
+            return None
+        return NamedSharding(self.mesh, PartitionSpec(CHAINS))
+
+    @property
+    def replicated(self) -> NamedSharding | None:
+        if self.mesh is None:
+            return None
+        return NamedSharding(self.mesh, PartitionSpec())
+
+    def round_up(self, n_chains: int) -> int:
+        """The smallest multiple of the device count that is >= n_chains."""
+        d = self.n_devices
+        return d * math.ceil(n_chains / d)
+
+    def check_chains(self, n_chains: int, name: str = "n_chains") -> None:
+        """Raise unless `n_chains` splits evenly over the devices."""
+        d = self.n_devices
+        if n_chains % d:
+            raise ValueError(
+                f"{name} = {n_chains} must be a multiple of the {d} devices the chains are "
+                f"sharded over (e.g. {d * math.ceil(n_chains / d)}), or use fewer devices"
+            )
+
+    def replicate(self, tree):
+        """Put every array of `tree` on the device, or a full copy on every mesh device."""
+        target = self.device if self.mesh is None else self.replicated
+        if target is None:
+            return tree
+        return jax.device_put(tree, target)
+
+    def shard_chains(self, tree):
+        """Put arrays whose leading axis is the chain axis: split over the mesh."""
+        target = self.device if self.mesh is None else self.chain_sharding
+        if target is None:
+            return tree
+        if self.mesh is not None:
+            for leaf in jax.tree.leaves(tree):
+                self.check_chains(int(np.shape(leaf)[0]), "the chain axis")
+        return jax.device_put(tree, target)
+
+
+def constrain_chains(x, sharding: NamedSharding | None):
+    """Inside a jitted program: keep the leading (chain) axis of x sharded."""
+    if sharding is None:
+        return x
+    return jax.lax.with_sharding_constraint(x, sharding)
+
+
+def replicate_within(tree, sharding: NamedSharding | None):
+    """Inside a jitted program: a full copy of `tree` on every device of the mesh.
+
+    Used on small per-round statistics so that every host can read them.
+    """
+    if sharding is None:
+        return tree
+    full = NamedSharding(sharding.mesh, PartitionSpec())
+    return jax.lax.with_sharding_constraint(tree, full)
+
+
+def place_training(placement: Placement, model, optimizer, negative_state, batch_size: int):
+    """Put a training run on its placement; returns the placed negative-phase state.
+
+    The model's and optimizer's arrays are replicated (updated in place); the
+    negative-phase chains are split over the devices like the data batch:
+    an `NRPTState` (or a NamedTuple holding one) shards its ladder axis, a
+    bare 2-D array (persistent chains, (C, n)) its first axis; scalars and
+    statistics are replicated. Cheap when everything is already in place.
+
+    Raises:
+        ValueError: the batch size or the negative chains do not split evenly
+            over the devices.
+    """
+    from flax import nnx
+
+    from . import tempering
+
+    placement.check_chains(int(batch_size), "batch_size")
+    if placement.device is None and placement.mesh is None:
+        return negative_state
+    for obj in (model, optimizer):
+        nnx.update(obj, placement.replicate(nnx.state(obj)))
+
+    def place(node):
+        if isinstance(node, tempering.NRPTState):
+            placement.check_chains(int(node.x.shape[0]), "the negative phase's ladder size")
+            rest = placement.replicate(node._replace(x=None))
+            return rest._replace(x=placement.shard_chains(node.x))
+        if hasattr(node, "shape") and len(node.shape) == 2:
+            placement.check_chains(int(node.shape[0]), "the negative phase's n_chains")
+            return placement.shard_chains(node)
+        return placement.replicate(node)
+
+    return jax.tree.map(place, negative_state, is_leaf=lambda n: isinstance(n, tempering.NRPTState))
+
+
+def accelerators() -> list[jax.Device]:
+    """Local devices of the default backend when it is not the CPU, else []."""
+    if jax.default_backend() == "cpu":
+        return []
+    return list(jax.local_devices())
+
+
+def _local(platform: str) -> list[jax.Device]:
+    try:
+        return list(jax.local_devices(backend=platform))
+    except RuntimeError:  # backend not present or not initialised
+        return []
+
+
+def _gpu() -> jax.Device:
+    gpus = _local("gpu")
+    if not gpus:
+        visible = ", ".join(str(d) for d in jax.devices()) or "none"
+        raise RuntimeError(
+            f"device='gpu' was requested but JAX sees no GPU (visible devices: {visible}). "
+            "Install a CUDA or ROCm build of jaxlib, check JAX_PLATFORMS, or use "
+            "device='auto' / 'cpu'"
+        )
+    return gpus[0]
+
+
+def _cpu() -> jax.Device:
+    cpus = _local("cpu")
+    if not cpus:
+        raise RuntimeError("device='cpu' was requested but JAX has no CPU backend (JAX_PLATFORMS)")
+    return cpus[0]
+
+
+def threshold() -> float:
+    """The crossover work score: `HAMON_DEVICE_THRESHOLD` if set, else the default.
+
+    Raises:
+        ValueError: the environment variable is not a number >= 0.
+    """
+    raw = os.environ.get(ENV_THRESHOLD, "").strip()
+    if not raw:
+        return float(DEFAULT_THRESHOLD)
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(
+            f"{ENV_THRESHOLD} must be a number >= 0 (variable updates per sweep, e.g. 32768), "
+            f"got {raw!r}"
+        )
+    return value
+
+
+def _env_device() -> str:
+    raw = os.environ.get(ENV_DEVICE, "").strip().lower()
+    if not raw:
+        return "auto"
+    if raw not in ENV_DEVICE_VALUES:
+        raise ValueError(
+            f"{ENV_DEVICE} must be one of {', '.join(ENV_DEVICE_VALUES)}, "
+            f"got {os.environ[ENV_DEVICE]!r}"
+        )
+    return raw
+
+
+def chain_mesh(devices=None) -> Mesh:
+    """A one-axis Mesh named "chains" to shard chains over.
+
+    Args:
+        devices: the devices, an int (the first that many of `jax.devices()`),
+            or None for all of `jax.devices()` (global across hosts after
+            `jax.distributed.initialize`).
+
+    Returns:
+        `jax.sharding.Mesh` with axis "chains"; pass it as `device=`.
+
+    Example:
+        >>> import hamon_nnx as hn
+        >>> hn.chain_mesh(1).shape["chains"]
+        1
+    """
+    all_devices = jax.devices()
+    if devices is None:
+        devices = all_devices
+    elif isinstance(devices, int) and not isinstance(devices, bool):
+        if not 1 <= devices <= len(all_devices):
+            raise ValueError(
+                f"chain_mesh({devices}): there are {len(all_devices)} devices, "
+                f"ask for 1 to {len(all_devices)}"
+            )
+        devices = all_devices[:devices]
+    devices = list(devices)
+    if not devices or not all(isinstance(d, jax.Device) for d in devices):
+        raise TypeError("chain_mesh needs a non-empty sequence of jax.Device (or an int / None)")
+    if len({d.id for d in devices}) != len(devices):
+        raise ValueError("chain_mesh: the same device is listed twice")
+    return Mesh(np.array(devices, dtype=object), (CHAINS,))
+
+
+def _from_mesh(mesh: Mesh) -> Placement:
+    if CHAINS not in mesh.axis_names:
+        raise ValueError(
+            f"a Mesh given as device= needs an axis named {CHAINS!r} to shard the chains over, "
+            f"got axes {mesh.axis_names}; build one with hn.chain_mesh(devices)"
+        )
+    if mesh.size == 1:
+        return Placement(device=mesh.devices.flat[0], reason="one-device mesh")
+    return Placement(mesh=mesh, reason=f"chains sharded over {mesh.shape[CHAINS]} devices")
+
+
+def _bad_device(device) -> ValueError:
+    return ValueError(
+        f"device must be one of {', '.join(repr(n) for n in DEVICE_NAMES)}, None, a jax.Device, "
+        f"a sequence of jax.Device or a Mesh with a 'chains' axis; got {device!r}"
+    )
+
+
+def check(device) -> None:
+    """Validate a `device=` argument without choosing anything (for constructors)."""
+    if device is None or isinstance(device, (jax.Device, Mesh)):
+        if isinstance(device, Mesh):
+            _from_mesh(device)
+        return
+    if isinstance(device, str):
+        if device.strip().lower() not in DEVICE_NAMES:
+            raise _bad_device(device)
+        return
+    if isinstance(device, Sequence) and device and all(isinstance(d, jax.Device) for d in device):
+        return
+    raise _bad_device(device)
+
+
+def resolve(
+    device="auto", *, n_chains: int | None = None, n_variables: int | None = None
+) -> Placement:
+    """Turn a `device=` argument into a `Placement`; see the module doc.
+
+    Args:
+        device: "auto", "cpu", "gpu", None, a `jax.Device`, a sequence of
+            devices or a Mesh with a "chains" axis.
+        n_chains: chains (ladder slots, batch rows) of the work, for "auto".
+        n_variables: free variables per chain, for "auto".
+
+    Returns:
+        Placement.
+
+    Raises:
+        ValueError: unknown device string, or a bad `HAMON_DEVICE` /
+            `HAMON_DEVICE_THRESHOLD`.
+        RuntimeError: "gpu" requested (or forced) with no GPU visible.
+
+    Example:
+        >>> import hamon_nnx as hn
+        >>> hn.resolve_device(None).device is None
+        True
+    """
+    check(device)
+    if device is None:
+        return Placement(reason="device=None: placement left to JAX")
+    if isinstance(device, jax.Device):
+        return Placement(device=device, reason=f"device={device}")
+    if isinstance(device, Mesh):
+        return _from_mesh(device)
+    if not isinstance(device, str):
+        return _from_mesh(chain_mesh(device))
+    name = device.strip().lower()
+    if name == "cpu":
+        return Placement(device=_cpu(), reason="device='cpu'")
+    if name == "gpu":
+        return Placement(device=_gpu(), reason="device='gpu'")
+    forced = _env_device()
+    if forced == "none":
+        return Placement(reason=f"{ENV_DEVICE}=none: placement left to JAX")
+    if forced == "cpu":
+        return Placement(device=_cpu(), reason=f"{ENV_DEVICE}=cpu")
+    if forced == "gpu":
+        return Placement(device=_gpu(), reason=f"{ENV_DEVICE}=gpu")
+    limit = threshold()  # validated even when unused, so a typo shows up at once
+    if not accelerators():
+        return Placement(reason="auto: no accelerator, placement left to JAX")
+    if n_chains is None or n_variables is None:
+        return Placement(reason="auto: work unknown, placement left to JAX")
+    work = work_score(n_chains, n_variables)
+    if work >= limit:
+        return Placement(reason=f"auto: work {work} >= threshold {limit:g}, accelerator")
+    cpus = _local("cpu")
+    if not cpus:
+        return Placement(reason="auto: small work but no CPU backend, placement left to JAX")
+    return Placement(device=cpus[0], reason=f"auto: work {work} < threshold {limit:g}, CPU")
+
+
+resolve_device = resolve  # the public name, `hn.resolve_device`
+
+
+def work_score(n_chains: int, n_variables: int) -> int:
+    """Variable updates per sweep: chains x free variables."""
+    return int(n_chains) * int(n_variables)
+
+
+# -- persistent compile cache --------------------------------------------------
+
+_CACHE_OPTIONS = (
+    "jax_compilation_cache_dir",
+    "jax_persistent_cache_min_compile_time_secs",
+    "jax_persistent_cache_min_entry_size_bytes",
+)
+_saved_cache_options: dict | None = None
+
+
+def default_cache_dir() -> str:
+    """`$XDG_CACHE_HOME/hamon_nnx/jax` (default `~/.cache/hamon_nnx/jax`)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "hamon_nnx", "jax")
+
+
+def _reset_jax_cache() -> None:
+    # JAX opens its cache on the first compile; reset so a new directory is used
+    from jax.experimental.compilation_cache import compilation_cache
+
+    compilation_cache.reset_cache()
+
+
+def enable_compile_cache(path=None, *, min_compile_time_s: float = 0.5) -> str:
+    """Opt in to JAX's persistent compilation cache, so new processes skip compiles.
+
+    This is the only function of hamon-nnx that changes JAX's global
+    configuration, and only when called: it sets
+    `jax_compilation_cache_dir` and the minimum compile time worth caching
+    for this process. `disable_compile_cache()` restores the previous values.
+
+    Args:
+        path: cache folder (created); default `default_cache_dir()`.
+        min_compile_time_s: programs that compile faster are not cached.
+
+    Returns:
+        The absolute cache folder.
+
+    Example:
+        >>> import tempfile, hamon_nnx as hn
+        >>> path = hn.enable_compile_cache(tempfile.mkdtemp())
+        >>> hn.disable_compile_cache()
+    """
+    global _saved_cache_options
+    value = float(min_compile_time_s)
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"min_compile_time_s must be a number >= 0, got {min_compile_time_s!r}")
+    path = os.path.abspath(os.path.expanduser(os.fspath(path or default_cache_dir())))
+    os.makedirs(path, exist_ok=True)
+    if _saved_cache_options is None:
+        _saved_cache_options = {name: getattr(jax.config, name) for name in _CACHE_OPTIONS}
+    jax.config.update("jax_compilation_cache_dir", path)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", value)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    _reset_jax_cache()
+    return path
+
+
+def disable_compile_cache() -> None:
+    """Undo `enable_compile_cache`: restore JAX's previous cache settings."""
+    global _saved_cache_options
+    if _saved_cache_options is None:
+        return
+    for name, value in _saved_cache_options.items():
+        jax.config.update(name, value)
+    _saved_cache_options = None
+    _reset_jax_cache()

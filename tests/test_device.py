@@ -1,0 +1,339 @@
+"""Device routing: argument checks, environment overrides, "auto" decisions, compile cache.
+
+Runs on a CPU-only machine; the accelerator checks at the end are marked
+`gpu` and skip without one (`benchmarks/gpu.py` runs them on a GPU).
+"""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+from stats import assert_matches
+
+import hamon_nnx as hn
+from hamon_nnx.core import device as device_lib
+
+
+def _has_gpu() -> bool:
+    try:
+        return bool(jax.devices("gpu"))
+    except RuntimeError:
+        return False
+
+
+HAS_GPU = _has_gpu()
+requires_gpu = pytest.mark.skipif(not HAS_GPU, reason="no GPU visible to JAX")
+no_gpu = pytest.mark.skipif(HAS_GPU, reason="checks the error raised where no GPU is visible")
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch):
+    monkeypatch.delenv(device_lib.ENV_DEVICE, raising=False)
+    monkeypatch.delenv(device_lib.ENV_THRESHOLD, raising=False)
+
+
+@pytest.fixture
+def fake_accelerator(monkeypatch):
+    """Pretend an accelerator is visible, so "auto" has to decide."""
+    monkeypatch.setattr(device_lib, "accelerators", lambda: [object()])
+
+
+# -- explicit arguments ----------------------------------------------------------
+
+
+def test_none_leaves_placement_untouched():
+    place = device_lib.resolve(None, n_chains=10**6, n_variables=10**6)
+    assert place.device is None and place.mesh is None
+    x = np.zeros((4, 3))
+    assert place.shard_chains(x) is x and place.replicate(x) is x
+
+
+def test_cpu_and_jax_device():
+    cpu = jax.devices("cpu")[0]
+    assert device_lib.resolve("cpu").device == cpu
+    assert device_lib.resolve(" CPU ").device == cpu
+    assert device_lib.resolve(cpu).device == cpu
+    assert device_lib.resolve([cpu]).device == cpu  # one device: no mesh
+    assert device_lib.resolve(hn.chain_mesh(1)).device == cpu
+
+
+@no_gpu
+def test_gpu_without_gpu_is_a_clear_error():
+    with pytest.raises(RuntimeError, match="device='gpu' was requested but JAX sees no GPU"):
+        device_lib.resolve("gpu")
+
+
+@pytest.mark.parametrize("bad", ["tpu", "cuda:0", "", "gpu0"])
+def test_unknown_device_string_names_the_allowed_values(bad):
+    with pytest.raises(ValueError, match="'auto', 'cpu', 'gpu'"):
+        device_lib.resolve(bad)
+
+
+@pytest.mark.parametrize("bad", [0, 1.5, [], ["cpu"], {"device": "cpu"}])
+def test_bad_device_type(bad):
+    with pytest.raises(ValueError, match="device must be one of"):
+        device_lib.resolve(bad)
+
+
+def test_mesh_needs_a_chains_axis():
+    mesh = jax.sharding.Mesh(np.array(jax.devices()[:1]), ("data",))
+    with pytest.raises(ValueError, match="axis named 'chains'"):
+        device_lib.resolve(mesh)
+
+
+def test_chain_mesh_arguments():
+    n = len(jax.devices())
+    assert hn.chain_mesh().shape["chains"] == n
+    with pytest.raises(ValueError, match="ask for 1 to"):
+        hn.chain_mesh(n + 1)
+    with pytest.raises(ValueError, match="ask for 1 to"):
+        hn.chain_mesh(0)
+    with pytest.raises(TypeError, match="non-empty sequence"):
+        hn.chain_mesh([])
+    with pytest.raises(ValueError, match="listed twice"):
+        hn.chain_mesh([jax.devices()[0]] * 2)
+
+
+# -- environment overrides -------------------------------------------------------
+
+
+def test_env_device_overrides_auto_only(monkeypatch):
+    cpu = jax.devices("cpu")[0]
+    monkeypatch.setenv("HAMON_DEVICE", "cpu")
+    assert device_lib.resolve("auto").device == cpu
+    assert device_lib.resolve(None).device is None  # explicit arguments win
+    monkeypatch.setenv("HAMON_DEVICE", "none")
+    assert device_lib.resolve("auto").device is None
+    monkeypatch.setenv("HAMON_DEVICE", " Auto ")
+    device_lib.resolve("auto")
+
+
+def test_env_device_none_beats_auto_routing(monkeypatch, fake_accelerator):
+    monkeypatch.setenv("HAMON_DEVICE", "none")
+    place = device_lib.resolve("auto", n_chains=1, n_variables=1)
+    assert place.device is None and "HAMON_DEVICE=none" in place.reason
+
+
+def test_env_device_bad_value(monkeypatch):
+    monkeypatch.setenv("HAMON_DEVICE", "gpus")
+    with pytest.raises(ValueError, match="HAMON_DEVICE must be one of cpu, gpu, none, auto"):
+        device_lib.resolve("auto")
+    # only "auto" reads it
+    assert device_lib.resolve("cpu").device.platform == "cpu"
+
+
+@no_gpu
+def test_env_device_gpu_without_gpu(monkeypatch):
+    monkeypatch.setenv("HAMON_DEVICE", "gpu")
+    with pytest.raises(RuntimeError, match="no GPU"):
+        device_lib.resolve("auto")
+
+
+@pytest.mark.parametrize("bad", ["many", "-1", "nan", "inf", "1e400"])
+def test_env_threshold_bad_value(monkeypatch, bad):
+    monkeypatch.setenv("HAMON_DEVICE_THRESHOLD", bad)
+    with pytest.raises(ValueError, match="HAMON_DEVICE_THRESHOLD must be a number >= 0"):
+        device_lib.resolve("auto", n_chains=4, n_variables=4)
+
+
+def test_env_threshold_value(monkeypatch):
+    assert device_lib.threshold() == device_lib.DEFAULT_THRESHOLD
+    monkeypatch.setenv("HAMON_DEVICE_THRESHOLD", " 1e5 ")
+    assert device_lib.threshold() == 1e5
+
+
+# -- "auto" decisions ------------------------------------------------------------
+
+
+@no_gpu
+def test_auto_without_accelerator_leaves_placement_untouched():
+    place = device_lib.resolve("auto", n_chains=1, n_variables=1)
+    assert place.device is None and place.mesh is None
+    assert "no accelerator" in place.reason
+
+
+def test_auto_sends_small_work_to_cpu(monkeypatch, fake_accelerator):
+    t = device_lib.DEFAULT_THRESHOLD
+    small = device_lib.resolve("auto", n_chains=4, n_variables=t // 4 - 1)
+    assert small.device == jax.devices("cpu")[0]
+    large = device_lib.resolve("auto", n_chains=4, n_variables=t // 4)
+    assert large.device is None and "accelerator" in large.reason  # JAX's default device
+    unknown = device_lib.resolve("auto")
+    assert unknown.device is None
+    monkeypatch.setenv("HAMON_DEVICE_THRESHOLD", "0")
+    assert device_lib.resolve("auto", n_chains=1, n_variables=1).device is None
+    monkeypatch.setenv("HAMON_DEVICE_THRESHOLD", str(10 * t))
+    assert device_lib.resolve("auto", n_chains=4, n_variables=t).device.platform == "cpu"
+
+
+def test_work_counts_free_variables(monkeypatch, fake_accelerator):
+    """Clamped variables are no work: a mostly clamped model stays on the CPU."""
+    calls = []
+    resolve = device_lib.resolve
+
+    def spy(device="auto", **work):
+        calls.append(work)
+        return resolve(device, **work)
+
+    monkeypatch.setattr(device_lib, "resolve", spy)
+    m = hn.IsingModel.lattice((4, 4), coupling=0.3)
+    mask = np.zeros(16, bool)
+    mask[:10] = True
+    hn.sample(m, jax.random.key(0), n_samples=2, n_chains=3, clamp=(mask, np.ones(16, np.int8)))
+    assert calls[-1] == {"n_chains": 3, "n_variables": 6}
+    hn.nrpt(m, jax.random.key(0), n_rounds=2, betas=np.linspace(0, 1, 5))
+    assert calls[-1] == {"n_chains": 5, "n_variables": 16}
+
+
+# -- entry points ----------------------------------------------------------------
+
+
+def test_sample_on_cpu_is_identical_to_untouched(key):
+    m = hn.IsingModel.lattice((4, 4), coupling=0.4, field=0.1)
+    a = hn.sample(m, key, n_samples=20, n_chains=5, device=None)
+    b = hn.sample(m, key, n_samples=20, n_chains=5, device="cpu")
+    c = hn.sample(m, key, n_samples=20, n_chains=5)  # "auto"
+    assert {d.platform for d in b.devices()} == {"cpu"}
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(a, c)
+
+
+def test_entry_points_reject_bad_devices(key):
+    m = hn.IsingModel.lattice((4, 4), coupling=0.4)
+    with pytest.raises(ValueError, match="device must be one of"):
+        hn.sample(m, key, n_samples=2, device="fast")
+    with pytest.raises(ValueError, match="device must be one of"):
+        hn.nrpt(m, key, n_rounds=2, device="fast")
+    with pytest.raises(ValueError, match="device must be one of"):
+        hn.autotune(m, key, max_rounds=32, device="fast")
+    with pytest.raises(ValueError, match="device must be one of"):
+        hn.autosample(m, key, n_samples=2, max_rounds=32, device="fast")
+    with pytest.raises(ValueError, match="device must be one of"):
+        hn.Trainer(hn.RBM(4, 2, rngs=nnx.Rngs(0)), optax.sgd(0.1), device="fast")
+
+
+@no_gpu
+def test_entry_points_gpu_without_gpu(key):
+    m = hn.IsingModel.lattice((4, 4), coupling=0.4)
+    with pytest.raises(RuntimeError, match="no GPU"):
+        hn.sample(m, key, n_samples=2, device="gpu")
+    with pytest.raises(RuntimeError, match="no GPU"):
+        hn.nrpt(m, key, n_rounds=2, device="gpu")
+    fields = np.zeros(3, np.float32)
+    edges, couplings = np.array([[0, 1], [1, 2]]), np.ones(2, np.float32)
+    with pytest.raises(RuntimeError, match="no GPU"):
+        hn.ising_sample(fields, edges, couplings, key=key, n_samples=2, device="gpu")
+
+
+def test_plan_resolves_once_and_reuses(key, monkeypatch):
+    """The plan keeps the runner's placement: no re-routing between calls."""
+    m = hn.IsingModel.lattice((4, 4), coupling=0.3)
+    plan = hn.autotune(m, key, max_rounds=32, n_chains=4, n_explore=1, device="cpu")
+    assert plan.runner.placement.device == jax.devices("cpu")[0]
+
+    def fail(*args, **kwargs):
+        raise AssertionError("resolved again")
+
+    monkeypatch.setattr(device_lib, "resolve", fail)
+    s = plan.sample(jax.random.key(1), 8)
+    assert s.shape == (1, 8, 16)
+
+
+def test_trainer_device(key):
+    rbm = hn.RBM(4, 2, rngs=nnx.Rngs(0))
+    trainer = hn.Trainer(rbm, optax.sgd(0.1), negative=hn.PCD(4), progress=False, device="cpu")
+    trainer.fit(np.eye(4, dtype=np.int8), epochs=1, batch_size=2)
+    assert trainer.placement.device == jax.devices("cpu")[0]
+    assert {d.platform for d in rbm.W[...].devices()} == {"cpu"}
+
+
+# -- compile cache ---------------------------------------------------------------
+
+
+def _run(code: str, **env) -> subprocess.CompletedProcess:
+    full = {k: v for k, v in os.environ.items() if not k.startswith(("JAX_", "HAMON_"))}
+    full.update(env, JAX_PLATFORMS="cpu")
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_compile_cache_is_opt_in(tmp_path):
+    out = _run(
+        f"""
+        import os, jax, jax.numpy as jnp
+        import hamon_nnx as hn
+        assert jax.config.jax_compilation_cache_dir is None, "changed at import"
+        before = jax.config.jax_persistent_cache_min_compile_time_secs
+        path = hn.enable_compile_cache({str(tmp_path)!r}, min_compile_time_s=0)
+        assert jax.config.jax_compilation_cache_dir == path
+        jax.jit(lambda x: jnp.sin(x) * 3)(jnp.ones(7)).block_until_ready()
+        assert os.listdir(path), "nothing cached"
+        hn.disable_compile_cache()
+        assert jax.config.jax_compilation_cache_dir is None
+        assert jax.config.jax_persistent_cache_min_compile_time_secs == before
+        print("ok")
+        """
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().endswith("ok")
+
+
+def test_compile_cache_bad_argument(tmp_path):
+    with pytest.raises(ValueError, match="min_compile_time_s"):
+        hn.enable_compile_cache(tmp_path, min_compile_time_s=-1)
+    assert jax.config.jax_compilation_cache_dir != str(tmp_path)
+
+
+# -- on an accelerator -----------------------------------------------------------
+
+
+@pytest.mark.gpu
+@requires_gpu
+def test_gpu_sample_matches_exact(key):
+    m = hn.IsingModel.lattice((3, 3), coupling=0.4, field=0.15)
+    s = hn.sample(m, key, n_samples=1000, n_chains=64, n_warmup=50, device="gpu")
+    assert {d.platform for d in s.devices()} == {"gpu"}
+    states, probs = hn.exact.probabilities(m)
+    assert_matches(s, states, probs, m.variable_values())
+
+
+@pytest.mark.gpu
+@requires_gpu
+def test_gpu_auto_routes_by_work(key, monkeypatch):
+    m = hn.IsingModel.lattice((8, 8), coupling=0.4)
+    monkeypatch.setenv("HAMON_DEVICE_THRESHOLD", str(64 * 16))
+    small = hn.sample(m, key, n_samples=2, n_chains=8)
+    large = hn.sample(m, key, n_samples=2, n_chains=16)
+    assert {d.platform for d in small.devices()} == {"cpu"}
+    assert {d.platform for d in large.devices()} == {"gpu"}
+
+
+@pytest.mark.gpu
+@requires_gpu
+def test_gpu_nrpt_log_z(key):
+    m = hn.IsingModel.lattice((3, 3), coupling=0.5, field=0.1)
+    res = hn.nrpt(m, key, n_rounds=2000, n_chains=8, device="gpu")
+    exact = float(hn.exact.log_partition(m))
+    assert abs(res.log_z.estimate - exact) < 5 * res.log_z.stderr + 1e-3
+
+
+@pytest.mark.gpu
+@requires_gpu
+def test_gpu_trainer():
+    rbm = hn.RBM(6, 3, rngs=nnx.Rngs(0))
+    data = np.random.default_rng(0).integers(0, 2, size=(32, 6)).astype(np.int8)
+    trainer = hn.Trainer(rbm, optax.adam(1e-2), negative=hn.PCD(16), progress=False, device="gpu")
+    history = trainer.fit(data, epochs=2, batch_size=8)
+    assert np.all(np.isfinite(history["loss"]))
+    assert {d.platform for d in rbm.W[...].devices()} == {"gpu"}
