@@ -5,7 +5,9 @@ from .checkpoint import CheckpointError as CheckpointError
 from .losses import contrastive_loss as contrastive_loss
 from .losses import free_energy as free_energy
 from .metrics import estimated_log_likelihood as estimated_log_likelihood
+from .metrics import estimated_log_partition as estimated_log_partition
 from .metrics import exact_log_likelihood as exact_log_likelihood
+from .metrics import log_likelihood as log_likelihood
 from .metrics import pseudo_log_likelihood as pseudo_log_likelihood
 from .metrics import reconstruction_error as reconstruction_error
 from .negative import CD as CD

@@ -25,6 +25,22 @@ def _free_energies(model, data) -> np.ndarray:
     return np.asarray(_free_energy_program(graphdef, state, jnp.asarray(data)), np.float64)
 
 
+def log_likelihood(model, data, log_z: float) -> float:
+    """Mean log p(x) = -F(x) - log Z over data vectors, for a given log Z.
+
+    Example:
+        >>> import numpy as np, hamon_nnx as hn
+        >>> from flax import nnx
+        >>> rbm = hn.RBM(6, 3, rngs=nnx.Rngs(0))
+        >>> x = np.zeros((5, 6), np.int8)
+        >>> log_z = hn.exact.log_partition(rbm)
+        >>> ll = hn.training.log_likelihood(rbm, x, log_z)
+        >>> bool(abs(ll - hn.training.exact_log_likelihood(rbm, x)) < 1e-9)
+        True
+    """
+    return float(-_free_energies(model, data).mean() - log_z)
+
+
 def exact_log_likelihood(model, data, log_z: float | None = None) -> float:
     """Mean log p(x) = -F(x) - log Z, with log Z exact by enumeration.
 
@@ -39,21 +55,44 @@ def exact_log_likelihood(model, data, log_z: float | None = None) -> float:
         >>> bool(ll < 0)
         True
     """
-    if log_z is None:
-        log_z = exact.log_partition(model)
-    return float(-_free_energies(model, data).mean() - log_z)
+    return log_likelihood(model, data, exact.log_partition(model) if log_z is None else log_z)
+
+
+def estimated_log_partition(model, key, n_samples: int = 2000, **autotune) -> tuple[float, float]:
+    """log Z from tuned NRPT (stepping stone): (estimate, standard error).
+
+    Args:
+        model: any hamon-nnx model.
+        key: PRNG key.
+        n_samples: NRPT rounds after tuning.
+        **autotune: passed to `hn.autotune` (e.g. `max_rounds`).
+    """
+    from ..tuning import autotune as tune
+
+    plan = tune(model, key, **autotune)
+    plan.sample(jax.random.fold_in(key, 1), n_samples)
+    return plan.log_z()
 
 
 def estimated_log_likelihood(
     model, data, key, n_samples: int = 2000, **autotune
 ) -> tuple[float, float]:
-    """Mean log p(x) with log Z from tuned NRPT: (estimate, standard error)."""
-    from ..tuning import autotune as tune
+    """Mean log p(x) with log Z from tuned NRPT: (estimate, standard error).
 
-    plan = tune(model, key, **autotune)
-    plan.sample(jax.random.fold_in(key, 1), n_samples)
-    log_z, stderr = plan.log_z()
-    return float(-_free_energies(model, data).mean() - log_z), stderr
+    The standard error is the one of log Z (the data average is exact).
+
+    Example:
+        >>> import jax, numpy as np, hamon_nnx as hn
+        >>> from flax import nnx
+        >>> rbm = hn.RBM(6, 3, rngs=nnx.Rngs(0))
+        >>> x = np.zeros((5, 6), np.int8)
+        >>> ll, se = hn.training.estimated_log_likelihood(
+        ...     rbm, x, jax.random.key(0), n_samples=200, max_rounds=64)
+        >>> bool(abs(ll - hn.training.exact_log_likelihood(rbm, x)) < 5 * se + 1e-3)
+        True
+    """
+    log_z, stderr = estimated_log_partition(model, key, n_samples, **autotune)
+    return log_likelihood(model, data, log_z), stderr
 
 
 @functools.partial(jax.jit, static_argnums=(0, 3))

@@ -6,9 +6,9 @@ pytree (so training checkpoints and resumes exactly):
 * `CD(k)`: k Gibbs sweeps started at the data batch (hidden units first
   drawn given the data), no state between steps.
 * `PCD(n_chains, k)`: persistent chains, k sweeps per step.
-* `NRPTNegative(n_chains, rounds, ...)`: a persistent tempered ladder; its
-  beta = 1 chain after each round gives the negatives, and `adapt` moves
-  the ladder to equal rejection as the model changes.
+* `NRPTNegative(n_chains, rounds, ..., n_ladders)`: persistent tempered
+  ladders; their beta = 1 chains after each round give the negatives, and
+  `adapt` moves the shared ladder to equal rejection as the model changes.
 
 `init(model, key)` makes the state; `sample(model, key, state, batch)`
 returns (negatives (M, n_data), new state) and is traceable, so it runs
@@ -117,59 +117,72 @@ class NRPTNegativeState(NamedTuple):
 
 
 class NRPTNegative:
-    """A persistent NRPT ladder; its beta = 1 chain supplies the negatives.
+    """Persistent NRPT ladders; their beta = 1 chains supply the negatives.
 
     Args:
-        n_chains: ladder size N.
+        n_chains: chains per ladder N.
         rounds: NRPT rounds per training step; each round's beta = 1 state
-            is one negative, so a step yields `rounds` negatives.
+            of every ladder is one negative, so a step yields
+            `rounds * n_ladders` negatives.
         n_explore: Gibbs sweeps per chain per round.
         adapt_every: training steps between ladder adaptations (the trainer
             calls `adapt`); 0 keeps the ladder fixed.
+        n_ladders: independent ladders run side by side (vmapped); they
+            share one schedule, adapted from their pooled rejection rates.
+            More ladders give more, less correlated negatives per step.
 
     Example:
         >>> import hamon_nnx as hn
-        >>> neg = hn.NRPTNegative(n_chains=8, rounds=16)
+        >>> neg = hn.NRPTNegative(n_chains=8, rounds=16, n_ladders=4)
     """
 
     def __init__(
-        self, n_chains: int = 8, rounds: int = 16, n_explore: int = 1, adapt_every: int = 50
+        self,
+        n_chains: int = 8,
+        rounds: int = 16,
+        n_explore: int = 1,
+        adapt_every: int = 50,
+        n_ladders: int = 1,
     ):
         self.n_chains = _check_int("n_chains", n_chains, 2)
         self.rounds = _check_int("rounds", rounds, 1)
         self.n_explore = _check_int("n_explore", n_explore, 1)
         self.adapt_every = _check_int("adapt_every", adapt_every, 0)
+        self.n_ladders = _check_int("n_ladders", n_ladders, 1)
 
     def init(self, model, key):
-        x = gibbs.random_states(key, model.blocks, self.n_chains)
+        x = gibbs.random_states(key, model.blocks, self.n_chains * self.n_ladders)
+        x = x.reshape(self.n_ladders, self.n_chains, -1)
         ladder = jnp.linspace(0.0, 1.0, self.n_chains, dtype=jnp.float32)
-        return NRPTNegativeState(tempering.init(x, ladder))
+        return NRPTNegativeState(jax.vmap(lambda xl: tempering.init(xl, ladder))(x))
 
     def sample(self, model, key, state, batch):
-        pt, info = tempering.run(
-            key,
-            state.tempering,
-            model,
-            n_rounds=self.rounds,
-            capacity=self.rounds,
-            n_explore=self.n_explore,
-        )
-        return visible(model, model.to_natural(info.cold)), NRPTNegativeState(pt)
+        def one_ladder(key, pt):
+            return tempering.run(
+                key, pt, model, n_rounds=self.rounds, capacity=self.rounds, n_explore=self.n_explore
+            )
+
+        keys = jax.random.split(key, self.n_ladders)
+        pt, info = jax.vmap(one_ladder)(keys, state.tempering)
+        cold = info.cold.reshape(self.n_ladders * self.rounds, -1)
+        return visible(model, model.to_natural(cold)), NRPTNegativeState(pt)
 
     def adapt(self, state: NRPTNegativeState) -> NRPTNegativeState:
-        """Move the ladder to equal rejection rates (host side), reset statistics."""
+        """Move the shared ladder to equal pooled rejection rates (host side)."""
         pt = state.tempering
-        n_stats = int(pt.n_stats)
+        n_stats = int(np.sum(pt.n_stats))
         if n_stats == 0:
             return state
-        rejection = np.asarray(pt.rejection, np.float64) / n_stats
-        ladder = schedule.equal_barrier_ladder(np.asarray(pt.ladder, np.float64), rejection)
-        return NRPTNegativeState(tempering.reset_statistics(pt, jnp.asarray(ladder, jnp.float32)))
+        rejection = np.asarray(pt.rejection, np.float64).sum(axis=0) / n_stats
+        ladder = schedule.equal_barrier_ladder(np.asarray(pt.ladder[0], np.float64), rejection)
+        ladder = jnp.asarray(ladder, jnp.float32)
+        return NRPTNegativeState(jax.vmap(lambda p: tempering.reset_statistics(p, ladder))(pt))
 
     def __repr__(self) -> str:
         return (
             f"NRPTNegative(n_chains={self.n_chains}, rounds={self.rounds}, "
-            f"n_explore={self.n_explore}, adapt_every={self.adapt_every})"
+            f"n_explore={self.n_explore}, adapt_every={self.adapt_every}, "
+            f"n_ladders={self.n_ladders})"
         )
 
 
