@@ -189,3 +189,42 @@ def test_metrics_compile_once_per_structure():
     rbm.W[...] = rbm.W[...] + 1.0
     hn.training.pseudo_log_likelihood(rbm, data)
     assert hn.training.metrics._pseudo_log_likelihood_program._cache_size() == size
+
+
+def test_log_likelihood_modes_of_the_trainer():
+    """'estimate' logs an NRPT log-likelihood with an error bar that covers the
+    exact one; 'auto' is exact for a small model; 'none' skips it."""
+    rbm = small_rbm(3, nv=8, nh=4)
+    data = np.random.default_rng(1).integers(0, 2, size=(40, 8)).astype(np.int8)
+    evals = np.random.default_rng(2).integers(0, 2, size=(20, 8)).astype(np.int8)
+    exact_train = hn.training.exact_log_likelihood(rbm, data)
+    exact_eval = hn.training.exact_log_likelihood(rbm, evals)
+    trainer = hn.Trainer(
+        rbm, optax.sgd(0.0), negative=hn.CD(1), progress=False, log_likelihood="estimate"
+    )
+    history = trainer.fit(data, epochs=1, batch_size=40, eval_data=evals)
+    se = history["train_log_likelihood_stderr"][0]
+    assert 0 < se < 0.1
+    # one log Z serves both data sets: the same error bar, the same offset
+    assert history["eval_log_likelihood_stderr"][0] == se
+    offset = history["train_log_likelihood"][0] - exact_train
+    assert abs(offset) < 4 * se
+    assert history["eval_log_likelihood"][0] - exact_eval == pytest.approx(offset, abs=1e-5)
+
+    auto = hn.Trainer(small_rbm(3, nv=8, nh=4), optax.sgd(0.0), negative=hn.CD(1), progress=False)
+    logged = auto.fit(data, epochs=1, batch_size=40)
+    assert logged["train_log_likelihood"][0] == pytest.approx(exact_train, abs=1e-5)
+    assert "train_log_likelihood_stderr" not in logged
+
+    none = hn.Trainer(
+        small_rbm(3, nv=8, nh=4), optax.sgd(0.0), progress=False, log_likelihood="none"
+    )
+    assert "train_log_likelihood" not in none.fit(data, epochs=1, batch_size=40)
+
+    with pytest.raises(ValueError, match="log_likelihood must be one of"):
+        hn.Trainer(rbm, optax.sgd(0.1), log_likelihood="exakt")
+    big = hn.RBM(40, 30, rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match="too large"):
+        hn.Trainer(big, optax.sgd(0.1), log_likelihood="exact")
+    with pytest.raises(ValueError, match="estimate_samples"):
+        hn.Trainer(rbm, optax.sgd(0.1), estimate_samples=10)

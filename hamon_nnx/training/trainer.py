@@ -93,6 +93,9 @@ def _small_enough_for_exact(model) -> bool:
     return model.n_variables <= 20
 
 
+LOG_LIKELIHOOD_MODES = ("auto", "exact", "estimate", "none")
+
+
 def _progress(total: int, enabled: bool, desc: str):
     if not enabled:
         return None
@@ -122,14 +125,24 @@ class Trainer:
         callbacks: callables `(trainer, epoch, logs) -> bool | None` after each
             epoch; True stops.
         step_callbacks: callables `(trainer, step, loss)` after each step.
-        eval_every: epochs between metric evaluations (exact log-likelihood
-            when small, pseudo-likelihood, reconstruction); 0 logs the loss only.
+        eval_every: epochs between metric evaluations (log-likelihood,
+            pseudo-likelihood, reconstruction); 0 logs the loss only.
+        log_likelihood: how evaluations get log Z: "exact" (enumeration),
+            "estimate" (tuned NRPT stepping stone; the error bar is logged as
+            `*_log_likelihood_stderr`), "auto" (exact for models small enough
+            to enumerate, else estimate) or "none" (skip the log-likelihood).
+            log Z is computed once per evaluation and shared by train and
+            eval data.
+        estimate_samples: NRPT rounds of the log Z estimate after tuning.
         progress: show a progress bar with the current loss.
         device: where to train, resolved at the first `fit` and reused: "auto",
             "cpu", "gpu", a `jax.Device`, None, or several devices (a list or
             `hn.chain_mesh()`): the data batch and the negative chains are
             then sharded (batch size and chain count multiples of the device
             count), with the same parameters as on one device.
+
+    Weight decay and momentum come from optax, e.g.
+    `optax.chain(optax.add_decayed_weights(1e-4), optax.adam(1e-3))`.
 
     Example:
         >>> import optax, numpy as np, hamon_nnx as hn
@@ -154,6 +167,8 @@ class Trainer:
         callbacks: Sequence[Callable] = (),
         step_callbacks: Sequence[Callable] = (),
         eval_every: int = 1,
+        log_likelihood: str = "auto",
+        estimate_samples: int = 1000,
         progress: bool = True,
         device="auto",
     ):
@@ -181,6 +196,23 @@ class Trainer:
         if isinstance(eval_every, bool) or int(eval_every) != eval_every or eval_every < 0:
             raise ValueError(f"eval_every must be an integer >= 0, got {eval_every!r}")
         self.eval_every = int(eval_every)
+        if log_likelihood not in LOG_LIKELIHOOD_MODES:
+            raise ValueError(
+                f"log_likelihood must be one of {LOG_LIKELIHOOD_MODES}, got {log_likelihood!r}"
+            )
+        if log_likelihood == "exact" and not _small_enough_for_exact(model):
+            raise ValueError(
+                f"log_likelihood='exact' enumerates the model, too large here "
+                f"({type(model).__name__} with {model.n_variables} variables); use 'estimate'"
+            )
+        self.log_likelihood = log_likelihood
+        if isinstance(estimate_samples, bool) or int(estimate_samples) != estimate_samples:
+            raise ValueError(f"estimate_samples must be an integer, got {estimate_samples!r}")
+        if estimate_samples < 100:
+            raise ValueError(f"estimate_samples must be >= 100, got {estimate_samples}")
+        self.estimate_samples = int(estimate_samples)
+        # evaluation draws its own randomness: metrics never touch the training stream
+        self._eval_key = jax.random.fold_in(jax.random.key(self.seed), 1)
         self.progress = progress
         device_lib.check(device)
         self.device = device
@@ -191,20 +223,47 @@ class Trainer:
         self._epoch_losses: list[float] = []
         self.negative_state = self.negative.init(model, init_key)
         self.history: dict[str, list[float]] = {}
-        self._log_z_cache = None
 
     def _log(self, name: str, value: float) -> None:
         self.history.setdefault(name, []).append(float(value))
 
-    def evaluate(self, data, prefix: str) -> dict[str, float]:
-        """Metrics of the current model on data: exact LL when small, PLL, reconstruction."""
+    def log_partition(self) -> tuple[float, float]:
+        """log Z of the current model and its standard error (0 when exact).
+
+        Exact by enumeration or estimated by tuned NRPT, as `log_likelihood`
+        says; an estimate's key is a function of (seed, step), so a resumed
+        run logs the same numbers.
+        """
+        mode = self.log_likelihood
+        if mode == "none":
+            raise ValueError("this trainer has log_likelihood='none'")
+        if mode == "exact" or (mode == "auto" and _small_enough_for_exact(self.model)):
+            return float(exact.log_partition(self.model)), 0.0
+        key = jax.random.fold_in(self._eval_key, self.step)
+        return metric_lib.estimated_log_partition(
+            self.model, key, self.estimate_samples, max_rounds=256
+        )
+
+    def evaluate(self, data, prefix: str, log_z: tuple[float, float] | None = None):
+        """Metrics of the current model on data, as a dict named `{prefix}_...`.
+
+        Args:
+            data: (n, n_data) vectors.
+            prefix: name prefix, e.g. "train" or "eval".
+            log_z: (log Z, stderr) to reuse; computed when None and the
+                trainer's `log_likelihood` mode is not "none".
+
+        Returns:
+            log-likelihood (with `_stderr` when estimated), pseudo-log-
+            likelihood (on at most 1000 vectors), reconstruction error (RBMs).
+        """
         logs = {}
         subset = data[:1000]
-        if _small_enough_for_exact(self.model):
-            log_z = exact.log_partition(self.model)
-            logs[f"{prefix}_log_likelihood"] = metric_lib.exact_log_likelihood(
-                self.model, data, log_z
-            )
+        if self.log_likelihood != "none":
+            log_z, stderr = self.log_partition() if log_z is None else log_z
+            logs[f"{prefix}_log_likelihood"] = metric_lib.log_likelihood(self.model, data, log_z)
+            if stderr > 0:
+                logs[f"{prefix}_log_likelihood_stderr"] = stderr
         logs[f"{prefix}_pseudo_log_likelihood"] = metric_lib.pseudo_log_likelihood(
             self.model, subset
         )
@@ -380,9 +439,10 @@ class Trainer:
                         callback(self, self.step, losses[-1])
                 logs = {"loss": float(np.mean(losses)) if losses else math.nan}
                 if self.eval_every and (self.epoch + 1) % self.eval_every == 0:
-                    logs.update(self.evaluate(train, "train"))
+                    log_z = None if self.log_likelihood == "none" else self.log_partition()
+                    logs.update(self.evaluate(train, "train", log_z))
                     if evals is not None:
-                        logs.update(self.evaluate(evals, "eval"))
+                        logs.update(self.evaluate(evals, "eval", log_z))
                 for name, value in logs.items():
                     self._log(name, value)
                 self.epoch += 1
