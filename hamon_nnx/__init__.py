@@ -1,9 +1,11 @@
 """hamon-nnx: trainable discrete energy-based models in Flax NNX."""
 
+from . import config as config
 from . import data as data
 from . import exact as exact
 from . import plots as plots
 from . import training as training
+from . import zoo as zoo
 from .core.device import Placement as Placement
 from .core.device import chain_mesh as chain_mesh
 from .core.device import disable_compile_cache as disable_compile_cache

@@ -1,0 +1,505 @@
+"""Training runs from configs: data, model, Trainer, evaluation, checkpoint.
+
+`train(cfg)` is what `hamon-nnx train CONFIG` does: build the data and the
+model a `RunConfig` describes, train it with `hn.Trainer` (training
+checkpoints under `OUTPUT/training/`, resumable), measure it (`evaluate`)
+and save the final model with `hn.save` to `OUTPUT/model/`, its metadata
+holding the data description, the config, the command, the training
+history and the metrics with their error bars. The zoo's pretrained models
+are such checkpoints.
+
+Example:
+    >>> import tempfile, hamon_nnx as hn
+    >>> from hamon_nnx import config, runs
+    >>> cfg = config.from_dict({
+    ...     "name": "tiny", "data": {"name": "bars_and_stripes", "size": 3},
+    ...     "model": {"n_hidden": 4}, "training": {"epochs": 2, "batch_size": 4},
+    ... })
+    >>> result = runs.train(cfg, output=tempfile.mkdtemp(), progress=False)
+    >>> result.metrics["test_log_likelihood"]["method"]
+    'exact'
+    >>> type(hn.load(result.path)).__name__
+    'RBM'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from . import config as config_lib
+from . import data as data_lib
+from . import exact
+from .models import RBM, IsingModel, PottsModel
+from .models.base import EnergyModel
+
+MODEL_DIR = "model"
+TRAINING_DIR = "training"
+
+
+@dataclasses.dataclass(frozen=True)
+class RunData:
+    """Train and test arrays in the model's encoding, and what they are."""
+
+    train: np.ndarray
+    test: np.ndarray
+    name: str
+    description: str
+    encoding: str  # "binary" | "spins" | "categorical"
+    levels: int
+    image_shape: tuple[int, ...] | None
+
+    def metadata(self) -> dict:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "encoding": self.encoding,
+            "levels": self.levels,
+            "image_shape": None if self.image_shape is None else list(self.image_shape),
+            "n_train": int(len(self.train)),
+            "n_test": int(len(self.test)),
+        }
+
+
+def load_data(cfg: config_lib.RunConfig) -> RunData:
+    """The data a config names, encoded for its model (spins for Ising models)."""
+    d = cfg.data
+    if d.name == "digits":
+        ds = data_lib.digits(d.threshold, d.test_fraction, d.split_seed)
+    elif d.name == "digits_quantized":
+        ds = data_lib.digits_quantized(d.levels, d.test_fraction, d.split_seed)
+    else:
+        images = data_lib.bars_and_stripes(d.size)
+        ds = data_lib.Dataset(
+            images,
+            images,
+            name="bars_and_stripes",
+            image_shape=(d.size, d.size),
+            description=(
+                f"every distinct {d.size}x{d.size} bars-and-stripes image; "
+                "the test set is the training set (the data are the whole distribution)"
+            ),
+        )
+    train, test = ds.train, ds.test
+    if ds.levels > 2:
+        encoding = "categorical"
+    elif d.encoding == "spins" or (d.encoding == "auto" and cfg.model.kind == "ising"):
+        encoding = "spins"
+        train, test = 2 * train - 1, 2 * test - 1
+    else:
+        encoding = "binary"
+    description = ds.description + ("; encoded as spins -1/+1" if encoding == "spins" else "")
+    return RunData(
+        np.asarray(train, np.int8),
+        np.asarray(test, np.int8),
+        ds.name,
+        description,
+        encoding,
+        ds.levels,
+        ds.image_shape,
+    )
+
+
+def image_graph(shape: tuple[int, int], radius: int) -> tuple[np.ndarray, np.ndarray]:
+    """Edges between pixels within Chebyshev distance `radius`, and a proper colouring.
+
+    Pixels are numbered row-major. The colouring ((i mod r+1), (j mod r+1))
+    uses (radius + 1)^2 colours: two pixels of one colour are at least
+    radius + 1 apart along some axis, so never neighbours.
+
+    Example:
+        >>> from hamon_nnx.runs import image_graph
+        >>> edges, colours = image_graph((3, 3), 1)
+        >>> len(edges), int(colours.max()) + 1
+        (20, 4)
+    """
+    H, W = (int(s) for s in shape)
+    edges = []
+    for i, j in itertools.product(range(H), range(W)):
+        for di, dj in itertools.product(range(radius + 1), range(-radius, radius + 1)):
+            if (di, dj) <= (0, 0):
+                continue  # each unordered pair once
+            a, b = i + di, j + dj
+            if 0 <= a < H and 0 <= b < W:
+                edges.append((i * W + j, a * W + b))
+    rows, cols = np.indices((H, W))
+    colours = (rows % (radius + 1)) * (radius + 1) + cols % (radius + 1)
+    return np.asarray(edges, np.int64).reshape(-1, 2), colours.ravel()
+
+
+def _all_pairs(n: int) -> np.ndarray:
+    return np.asarray(list(itertools.combinations(range(n), 2)), np.int64).reshape(-1, 2)
+
+
+def build_model(cfg: config_lib.RunConfig, data: RunData) -> EnergyModel:
+    """A fresh model of the config's kind and structure, sized for the data."""
+    from flax import nnx
+
+    m = cfg.model
+    n = data.train.shape[1]
+    if m.kind == "rbm":
+        model = RBM(n, m.n_hidden, rngs=nnx.Rngs(m.seed), init_scale=m.init_scale)
+        if m.init_from_data:
+            model.init_visible_bias(data.train)
+        return model
+    if m.graph == "neighbourhood":
+        if data.image_shape is None or len(data.image_shape) != 2:
+            raise ValueError("model.graph: neighbourhood needs 2-D images")
+        edges, colours = image_graph(data.image_shape, m.radius)
+    else:
+        edges, colours = _all_pairs(n), None
+    if m.kind == "ising":
+        fields = np.zeros(n, np.float32)
+        if m.init_from_data:  # independent-spin fit: <s_i> = tanh(h_i)
+            mean = (data.train.astype(np.float64).sum(0)) / (len(data.train) + 2)
+            fields = np.arctanh(np.clip(mean, -0.99, 0.99)).astype(np.float32)
+        if m.graph == "dense":
+            return IsingModel.dense(np.zeros((n, n), np.float32), fields)
+        return IsingModel.from_edges(n, edges, 0.0, fields)
+    q = data.levels
+    fields = np.zeros((n, q), np.float32)
+    if m.init_from_data:  # independent-site fit: log frequencies
+        counts = np.eye(q)[data.train].sum(0) + 1.0
+        fields = np.log(counts / counts.sum(-1, keepdims=True)).astype(np.float32)
+    couplings = np.zeros((len(edges), q, q), np.float32)
+    if colours is None:
+        return PottsModel.from_edges(n, q, edges, couplings, fields)
+    return PottsModel(n, q, edges, couplings, fields, colours=colours)
+
+
+def build_negative(cfg: config_lib.NegativeConfig):
+    """The negative phase object a config describes."""
+    from .training import CD, PCD, ExactNegative, NRPTNegative
+
+    if cfg.kind == "cd":
+        return CD(cfg.k)
+    if cfg.kind == "pcd":
+        return PCD(cfg.n_chains, cfg.k)
+    if cfg.kind == "nrpt":
+        return NRPTNegative(cfg.n_chains, cfg.rounds, cfg.n_explore, cfg.adapt_every)
+    return ExactNegative()
+
+
+def build_trainer(cfg: config_lib.RunConfig, model, checkpoint_dir=None, progress: bool = True):
+    """An `hn.Trainer` with the config's optimizer, negative phase and seed."""
+    import optax
+
+    from .training import Trainer
+
+    t = cfg.training
+    tx = {"adam": optax.adam, "sgd": optax.sgd}[t.optimizer](t.learning_rate)
+    return Trainer(
+        model,
+        tx,
+        negative=build_negative(t.negative),
+        checkpoint_dir=checkpoint_dir,
+        checkpoint_every=t.checkpoint_every,
+        seed=t.seed,
+        eval_every=t.eval_every,
+        progress=progress,
+    )
+
+
+def _enumerable(model) -> bool:
+    if isinstance(model, RBM):
+        return min(model.n_visible, model.n_hidden) <= 20
+    _, qs = model.variable_kinds()
+    return float(np.sum(np.log2(qs))) <= 20
+
+
+def _mean_and_stderr(values: np.ndarray) -> tuple[float, float]:
+    values = np.asarray(values, np.float64)
+    stderr = float(values.std(ddof=1) / math.sqrt(len(values))) if len(values) > 1 else 0.0
+    return float(values.mean()), stderr
+
+
+def nrpt_log_partition(
+    model, key, *, n_samples: int = 2000, max_rounds: int = 512, repeats: int = 1, progress=None
+) -> dict:
+    """log Z by tuned NRPT (stepping stone), `repeats` independent runs combined.
+
+    Returns a dict: value, stderr (the combined Monte-Carlo error bar),
+    per-run values and error bars, their spread, and the last run's report
+    numbers (ladder size, barrier, round trips, ESS).
+    """
+    from .tuning import autotune
+
+    runs, errors, report = [], [], None
+    for r in range(repeats):
+        k = jax.random.fold_in(key, r)
+        plan = autotune(model, k, max_rounds=max_rounds)
+        plan.sample(jax.random.fold_in(k, 1), n_samples)
+        value, stderr = plan.log_z()
+        runs.append(float(value))
+        errors.append(float(stderr))
+        report = plan.report()
+        if progress is not None:
+            progress.update(1)
+    errors_arr = np.asarray(errors)
+    out = {
+        "value": float(np.mean(runs)),
+        "stderr": float(np.sqrt(np.sum(errors_arr**2)) / len(runs)),
+        "method": "nrpt",
+        "runs": runs,
+        "run_stderrs": errors,
+        "n_samples": n_samples,
+        "max_rounds": max_rounds,
+        "n_chains": report.n_chains,
+        "n_explore": report.n_explore,
+        "barrier": float(report.total_barrier),
+        "round_trips": int(report.round_trips),
+        "ess_energy": float(report.ess_energy),
+    }
+    if len(runs) > 1:
+        out["spread_stderr"] = _mean_and_stderr(np.asarray(runs))[1]
+    return out, report
+
+
+def log_likelihoods(model, data, log_z: float) -> np.ndarray:
+    """log p(x) = -F(x) - log Z for every row of `data` (float64)."""
+    from .training.metrics import _free_energies
+
+    return -_free_energies(model, np.asarray(data)) - log_z
+
+
+def evaluate(
+    model,
+    test,
+    train=None,
+    *,
+    key=None,
+    method: str = "auto",
+    n_samples: int = 2000,
+    max_rounds: int = 512,
+    repeats: int = 1,
+    cross_check: bool = False,
+    progress: bool = False,
+) -> tuple[dict, object]:
+    """Log-likelihoods with error bars, log Z, pseudo-likelihood, reconstruction.
+
+    The log-likelihood is exact when the model can be enumerated (an RBM
+    with at most 20 units on one side, at most 2^20 states otherwise) and
+    `method` is "auto" or "exact"; otherwise log Z comes from tuned NRPT
+    (stepping stone) with its Monte-Carlo standard error. For every mean
+    over data vectors, `data_stderr` is the standard error over the vectors
+    (the spread of the test set, not a sampling error); `stderr` is the
+    Monte-Carlo error of the estimate (0 when exact).
+
+    Returns:
+        (metrics dict, the NRPTReport of the last NRPT run or None).
+    """
+    if method not in ("auto", "exact", "nrpt", "none"):
+        raise ValueError(f"method must be auto, exact, nrpt or none, got {method!r}")
+    key = jax.random.key(0) if key is None else key
+    metrics: dict = {}
+    report = None
+    bar = None
+    if method != "none":
+        use_exact = method == "exact" or (method == "auto" and _enumerable(model))
+        if use_exact and not _enumerable(model):
+            raise ValueError(
+                f"exact log-likelihood needs an enumerable model; this {type(model).__name__} "
+                "is too large (use nrpt)"
+            )
+        n_runs = (0 if use_exact else repeats) + (repeats if use_exact and cross_check else 0)
+        if progress and n_runs:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=n_runs, desc="NRPT log Z", leave=False, file=sys.stderr)
+        try:
+            if use_exact:
+                log_z = {"value": float(exact.log_partition(model)), "stderr": 0.0}
+                log_z["method"] = "exact"
+                if cross_check:
+                    check, report = nrpt_log_partition(
+                        model, key, n_samples=n_samples, max_rounds=max_rounds, repeats=repeats,
+                        progress=bar,
+                    )  # fmt: skip
+                    check["z_score"] = (check["value"] - log_z["value"]) / max(
+                        check["stderr"], 1e-12
+                    )
+                    metrics["log_z_nrpt_check"] = check
+            else:
+                log_z, report = nrpt_log_partition(
+                    model, key, n_samples=n_samples, max_rounds=max_rounds, repeats=repeats,
+                    progress=bar,
+                )  # fmt: skip
+        finally:
+            if bar is not None:
+                bar.close()
+        metrics["log_z"] = log_z
+        for split, x in (("test", test), ("train", train)):
+            if x is None or len(x) == 0:
+                continue
+            value, data_stderr = _mean_and_stderr(log_likelihoods(model, x, log_z["value"]))
+            metrics[f"{split}_log_likelihood"] = {
+                "value": value,
+                "stderr": log_z["stderr"],
+                "data_stderr": data_stderr,
+                "method": log_z["method"],
+                "n": int(len(x)),
+            }
+    if test is not None and len(test) and not _categorical(model):
+        from .training.metrics import pseudo_log_likelihood
+
+        pll = pseudo_log_likelihood(model, test)
+        metrics["test_pseudo_log_likelihood"] = {"value": float(pll), "n": int(len(test))}
+    if test is not None and len(test) and hasattr(model, "hidden_logits"):
+        from .training.metrics import reconstruction_error
+
+        metrics["test_reconstruction_error"] = {"value": reconstruction_error(model, test)}
+    return metrics, report
+
+
+def _categorical(model) -> bool:
+    kinds, _ = model.variable_kinds()
+    return bool(np.any(kinds == 2))
+
+
+@dataclasses.dataclass
+class RunResult:
+    """What `train` returns."""
+
+    model: EnergyModel
+    path: Path
+    history: dict
+    metrics: dict
+    metadata: dict
+    data: RunData
+    report: object = None
+
+
+def metadata_for(cfg, data: RunData, *, command: str | None, history, metrics, seconds, steps):
+    """The metadata dict stored with a trained model (`hn.training.checkpoint.read_info`)."""
+    from . import __version__
+
+    return {
+        "name": cfg.name,
+        "description": cfg.description,
+        "data": data.metadata(),
+        "config": config_lib.to_dict(cfg),
+        "command": command or f"hamon-nnx train configs/{cfg.name}.yaml",
+        "training": {
+            "seconds": round(float(seconds), 2),
+            "steps": int(steps),
+            "epochs": int(cfg.training.epochs),
+            "history": {k: [round(float(v), 6) for v in vals] for k, vals in history.items()},
+        },
+        "metrics": metrics,
+        "environment": {
+            "hamon_nnx": __version__,
+            "jax": jax.__version__,
+            "backend": jax.default_backend(),
+            "python": platform.python_version(),
+            "machine": platform.machine(),
+        },
+    }
+
+
+def train(
+    cfg: config_lib.RunConfig,
+    *,
+    output=None,
+    command: str | None = None,
+    progress: bool = True,
+    resume: bool = False,
+    overwrite: bool = True,
+    log=None,
+) -> RunResult:
+    """Train, evaluate and save the run a config describes.
+
+    Args:
+        cfg: a validated `RunConfig`.
+        output: the run directory (default `cfg.output_dir()`); the model goes
+            to `output/model`, training checkpoints to `output/training`.
+        command: the command line to record (default `hamon-nnx train configs/NAME.yaml`).
+        progress: progress bars.
+        resume: continue from the latest training checkpoint in `output/training`.
+        overwrite: replace an existing `output/model`.
+        log: callable taking one line of text (default: print to stderr).
+
+    Returns:
+        RunResult with the trained model, its checkpoint path, history and metrics.
+    """
+    from .training import checkpoint
+
+    log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+    out = Path(output) if output is not None else cfg.output_dir()
+    model_path = out / MODEL_DIR
+    if model_path.exists() and not overwrite:
+        raise FileExistsError(f"{model_path} exists; pass overwrite=True (or --overwrite)")
+    data = load_data(cfg)
+    model = build_model(cfg, data)
+    trainer = build_trainer(cfg, model, checkpoint_dir=out / TRAINING_DIR, progress=progress)
+    t = cfg.training
+    log(
+        f"[{cfg.name}] training {type(model).__name__} ({model.n_variables} variables) on "
+        f"{data.name} ({len(data.train)} train / {len(data.test)} test): {t.epochs} epochs, "
+        f"batch {t.batch_size}, {t.optimizer} lr {t.learning_rate:g}, "
+        f"{build_negative(t.negative)!r}"
+    )
+    start = time.perf_counter()
+    history = trainer.fit(
+        data.train,
+        epochs=t.epochs,
+        batch_size=min(t.batch_size, len(data.train)),
+        eval_data=data.test if t.eval_every else None,
+        resume=resume,
+    )
+    seconds = time.perf_counter() - start
+    log(f"[{cfg.name}] trained in {seconds:.1f} s ({trainer.step} steps); evaluating")
+    e = cfg.evaluation
+    metrics, report = evaluate(
+        model,
+        data.test,
+        data.train,
+        key=jax.random.key(e.seed),
+        method=e.log_likelihood,
+        n_samples=e.n_samples,
+        max_rounds=e.max_rounds,
+        repeats=e.repeats,
+        cross_check=e.cross_check,
+        progress=progress,
+    )
+    metadata = metadata_for(
+        cfg, data, command=command, history=history, metrics=metrics, seconds=seconds,
+        steps=trainer.step,
+    )  # fmt: skip
+    path = checkpoint.save(model, model_path, metadata=metadata, overwrite=overwrite)
+    for line in format_metrics(metrics):
+        log(f"[{cfg.name}] {line}")
+    log(f"[{cfg.name}] saved {path}")
+    return RunResult(model, path, history, metrics, metadata, data, report)
+
+
+def format_metrics(metrics: dict) -> list[str]:
+    """Readable lines, one per metric, with error bars."""
+    lines = []
+    for name, m in metrics.items():
+        if not isinstance(m, dict) or "value" not in m:
+            continue
+        text = f"{name} = {m['value']:.4f}"
+        if m.get("method") == "exact" and "stderr" in m:
+            text += " (exact)"
+        elif "stderr" in m:
+            text += f" +- {m['stderr']:.4f} ({m.get('method', 'mc')})"
+        if "data_stderr" in m:
+            text += f"; spread over {m.get('n', '?')} vectors +- {m['data_stderr']:.4f}"
+        if "z_score" in m:
+            text += f"; z = {m['z_score']:+.2f} against exact"
+        lines.append(text)
+    return lines
+
+
+def command_line(argv) -> str:
+    """The shell-quoted `hamon-nnx ...` command for the arguments `argv`."""
+    return "hamon-nnx " + " ".join(shlex.quote(str(a)) for a in argv)

@@ -1,0 +1,121 @@
+"""Run configs: every shipped config validates; bad keys and values are clear errors."""
+
+from pathlib import Path
+
+import pytest
+
+from hamon_nnx import config
+
+CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
+
+
+def test_configs_exist():
+    names = {p.stem for p in CONFIGS}
+    assert {"rbm-digits-16", "rbm-digits-64", "potts-digits-4", "ising-digits"} <= names
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_every_config_validates(path):
+    cfg = config.load_config(path)
+    assert cfg.name == path.stem  # the file name is the run name (and the zoo name)
+    assert cfg.description
+    assert config.from_dict(config.to_dict(cfg)) == cfg
+
+
+@pytest.mark.parametrize(
+    "mapping, where, suggestion",
+    [
+        ({"trainig": {}}, "trainig", "training"),
+        ({"training": {"learning_rat": 0.1}}, "training.learning_rat", "learning_rate"),
+        ({"training": {"negative": {"n_chain": 8}}}, "training.negative.n_chain", "n_chains"),
+        ({"data": {"levles": 3}}, "data.levles", "levels"),
+        ({"evaluation": {"repeat": 2}}, "evaluation.repeat", "repeats"),
+    ],
+)
+def test_misspelt_key_suggests_the_right_one(mapping, where, suggestion):
+    with pytest.raises(config.ConfigError) as info:
+        config.from_dict({"name": "x", **mapping})
+    message = str(info.value)
+    assert message.startswith(f"{where}: unknown key")
+    assert f"did you mean {suggestion!r}?" in message
+
+
+def test_unknown_key_without_a_close_match_lists_the_keys():
+    with pytest.raises(config.ConfigError, match="zzz: unknown key; known keys: name, "):
+        config.from_dict({"name": "x", "zzz": 1})
+
+
+@pytest.mark.parametrize(
+    "mapping, message",
+    [
+        ({"training": {"learning_rate": 0}}, r"training\.learning_rate: 0\.0 is out of range; "),
+        ({"training": {"epochs": -3}}, r"training\.epochs: -3 is out of range; allowed \[1, "),
+        ({"data": {"test_fraction": 1.5}}, r"data\.test_fraction: 1\.5 is out of range"),
+        ({"data": {"threshold": 0}}, r"data\.threshold: 0\.0 is out of range; allowed \(0, 16\]"),
+        ({"model": {"n_hidden": 0}}, r"model\.n_hidden: 0 is out of range"),
+        ({"training": {"negative": {"n_chains": 1}}}, r"training\.negative\.n_chains: 1 is out"),
+    ],
+)
+def test_out_of_range_names_the_key(mapping, message):
+    with pytest.raises(config.ConfigError, match=message):
+        config.from_dict({"name": "x", **mapping})
+
+
+@pytest.mark.parametrize(
+    "mapping, message",
+    [
+        ({"training": {"epochs": "ten"}}, r"training\.epochs: must be an integer, got 'ten'"),
+        ({"model": {"n_hidden": 2.5}}, r"model\.n_hidden: must be an integer"),
+        ({"model": {"init_from_data": "yes"}}, r"model\.init_from_data: must be true or false"),
+        ({"training": {"learning_rate": float("nan")}}, r"learning_rate: must be finite"),
+        ({"model": {"kind": "rmb"}}, r"model\.kind: 'rmb' is not one of .*did you mean 'rbm'\?"),
+        ({"training": "fast"}, r"training: must be a mapping"),
+    ],
+)
+def test_wrong_types_and_choices(mapping, message):
+    with pytest.raises(config.ConfigError, match=message):
+        config.from_dict({"name": "x", **mapping})
+
+
+def test_name_is_required_and_checked():
+    with pytest.raises(config.ConfigError, match="name: missing"):
+        config.from_dict({})
+    with pytest.raises(config.ConfigError, match="name: 'a b'"):
+        config.from_dict({"name": "a b"})
+    with pytest.raises(config.ConfigError, match="config: must be a mapping"):
+        config.from_dict(["name"])
+
+
+@pytest.mark.parametrize(
+    "mapping, message",
+    [
+        ({"model": {"kind": "potts"}}, "a potts model needs categorical data"),
+        ({"data": {"name": "digits_quantized"}}, "needs binary data"),
+        ({"model": {"kind": "ising"}, "data": {"encoding": "binary"}}, "takes spins"),
+        ({"training": {"negative": {"kind": "exact"}}, "model": {"n_hidden": 32}}, "> 16"),
+        ({"evaluation": {"log_likelihood": "exact"}, "model": {"n_hidden": 64}}, "<= 20"),
+    ],
+)
+def test_inconsistent_combinations(mapping, message):
+    with pytest.raises(config.ConfigError, match=message):
+        config.from_dict({"name": "x", **mapping})
+
+
+def test_load_config_errors_name_the_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\ntraining:\n  epochs: [1\n")
+    with pytest.raises(config.ConfigError, match=r"bad\.yaml: not valid YAML \(line"):
+        config.load_config(bad)
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("name: x\nmodel:\n  n_hiden: 4\n")
+    with pytest.raises(config.ConfigError, match=r"typo\.yaml: model\.n_hiden: unknown key"):
+        config.load_config(typo)
+    with pytest.raises(FileNotFoundError, match="no config file"):
+        config.load_config(tmp_path / "missing.yaml")
+
+
+def test_defaults_and_output_dir(tmp_path):
+    cfg = config.from_dict({"name": "run-1"})
+    assert cfg.training.negative.kind == "pcd"
+    assert cfg.output_dir() == Path("runs/run-1")
+    assert cfg.output_dir(tmp_path) == tmp_path / "runs" / "run-1"
