@@ -148,15 +148,14 @@ class Placement:
             return tree
         return jax.device_put(tree, target)
 
-    def shard_chains(self, tree):
-        """Put arrays whose leading axis is the chain axis: split over the mesh."""
-        target = self.device if self.mesh is None else self.chain_sharding
-        if target is None:
-            return tree
-        if self.mesh is not None:
-            for leaf in jax.tree.leaves(tree):
-                self.check_chains(int(np.shape(leaf)[0]), "the chain axis")
-        return jax.device_put(tree, target)
+    def shard_chains(self, tree, axis: int = 0):
+        """Put arrays whose axis `axis` is the chain axis: split over the mesh."""
+        if self.mesh is None:
+            return tree if self.device is None else jax.device_put(tree, self.device)
+        for leaf in jax.tree.leaves(tree):
+            self.check_chains(int(np.shape(leaf)[axis]), "the chain axis")
+        spec = PartitionSpec(*([None] * axis), CHAINS)
+        return jax.device_put(tree, NamedSharding(self.mesh, spec))
 
 
 def constrain_chains(x, sharding: NamedSharding | None):
@@ -182,9 +181,10 @@ def place_training(placement: Placement, model, optimizer, negative_state, batch
 
     The model's and optimizer's arrays are replicated (updated in place); the
     negative-phase chains are split over the devices like the data batch:
-    an `NRPTState` (or a NamedTuple holding one) shards its ladder axis, a
-    bare 2-D array (persistent chains, (C, n)) its first axis; scalars and
-    statistics are replicated. Cheap when everything is already in place.
+    an `NRPTState` (or a NamedTuple holding one, with any leading axes of
+    independent ladders) shards its ladder-slot axis, a bare 2-D array
+    (persistent chains, (C, n)) its first axis; scalars and statistics are
+    replicated. Cheap when everything is already in place.
 
     Raises:
         ValueError: the batch size or the negative chains do not split evenly
@@ -202,9 +202,10 @@ def place_training(placement: Placement, model, optimizer, negative_state, batch
 
     def place(node):
         if isinstance(node, tempering.NRPTState):
-            placement.check_chains(int(node.x.shape[0]), "the negative phase's ladder size")
+            slots = node.x.ndim - 2  # (..., N, n): leading axes are independent ladders
+            placement.check_chains(int(node.x.shape[slots]), "the negative phase's n_chains")
             rest = placement.replicate(node._replace(x=None))
-            return rest._replace(x=placement.shard_chains(node.x))
+            return rest._replace(x=placement.shard_chains(node.x, axis=slots))
         if hasattr(node, "shape") and len(node.shape) == 2:
             placement.check_chains(int(node.shape[0]), "the negative phase's n_chains")
             return placement.shard_chains(node)
