@@ -6,6 +6,7 @@ from . import exact as exact
 from . import plots as plots
 from . import training as training
 from . import zoo as zoo
+from .core import observers as observers
 from .core.device import Placement as Placement
 from .core.device import chain_mesh as chain_mesh
 from .core.device import disable_compile_cache as disable_compile_cache
@@ -14,10 +15,18 @@ from .core.device import resolve_device as resolve_device
 from .core.diagnostics import effective_sample_size as effective_sample_size
 from .core.diagnostics import rhat as rhat
 from .models import RBM as RBM
+from .models import Binary as Binary
 from .models import Block as Block
+from .models import Categorical as Categorical
+from .models import ClockModel as ClockModel
 from .models import EnergyModel as EnergyModel
 from .models import IsingModel as IsingModel
+from .models import PlaquetteIsing as PlaquetteIsing
 from .models import PottsModel as PottsModel
+from .models import SpinLabelModel as SpinLabelModel
+from .models import Spins as Spins
+from .models import VariableGroup as VariableGroup
+from .models import check_model as check_model
 from .parallel_tempering import NRPTResult as NRPTResult
 from .parallel_tempering import nrpt as nrpt
 from .sampling import sample as sample

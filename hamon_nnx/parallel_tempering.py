@@ -12,6 +12,7 @@ from flax import nnx
 
 from .core import device as device_lib
 from .core import evidence, gibbs, schedule, tempering
+from .core import observers as obs_lib
 from .core import reference as ref_lib
 from .models.base import EnergyModel, check_params_finite
 from .sampling import _check_count, _check_key, check_clamp
@@ -209,6 +210,7 @@ class NRPTResult:
     acceptance: np.ndarray
     ladder: np.ndarray
     log_z: evidence.LogZ | None
+    observed: dict | None = None  # observer states over the cold chain (`observers=`)
 
     @property
     def rejection(self) -> np.ndarray:
@@ -236,6 +238,7 @@ def nrpt(
     reference=None,
     state: tempering.NRPTState | None = None,
     device="auto",
+    observers=None,
 ) -> NRPTResult:
     """Non-reversible parallel tempering on a fixed ladder.
 
@@ -257,6 +260,9 @@ def nrpt(
             several devices (a list or `hn.chain_mesh()`) to shard the ladder
             over (N a multiple of the device count), with identical results;
             see `hamon_nnx.core.device`.
+        observers: optional dict name -> observer (`hn.observers.Moments()`,
+            ...) fed the beta = 1 chain after every round; their states are
+            in `result.observed`.
 
     Returns:
         NRPTResult with the cold-chain samples, log Z and swap statistics.
@@ -301,4 +307,5 @@ def nrpt(
         acceptance=np.asarray(info.acceptance, np.float64),
         ladder=ladder,
         log_z=log_z,
+        observed=None if observers is None else obs_lib.observe_draws(observers, model, info.cold),
     )

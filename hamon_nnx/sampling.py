@@ -11,6 +11,7 @@ from flax import nnx
 
 from .core import device as device_lib
 from .core import gibbs, random
+from .core import observers as obs_lib
 from .models.base import EnergyModel, check_params_finite
 
 # Incremented each time the sampling program is traced (tests count retraces).
@@ -93,6 +94,7 @@ def check_clamp(model: EnergyModel, clamp) -> tuple[jax.Array, jax.Array] | None
         "has_init",
         "has_clamp",
         "chain_sharding",
+        "observers",
     ),
 )
 def _sample_program(
@@ -110,6 +112,7 @@ def _sample_program(
     has_init,
     has_clamp,
     chain_sharding=None,
+    observers=None,
 ):
     global TRACE_COUNT
     TRACE_COUNT += 1
@@ -125,6 +128,18 @@ def _sample_program(
         x = jnp.where(clamp_mask, clamp_values, x)
         clamp = gibbs.Clamp(clamp_mask)
     x = device_lib.constrain_chains(x, chain_sharding)
+    if observers is not None:  # stream the draws into observers, store none
+        return obs_lib.observe_chains(
+            model,
+            run_key,
+            x,
+            beta,
+            dict(observers),
+            n_warmup=n_warmup,
+            n_samples=n_samples,
+            thin=thin,
+            clamp=clamp,
+        )
     draws = gibbs.run_chains(
         model, run_key, x, beta, n_warmup=n_warmup, n_samples=n_samples, thin=thin, clamp=clamp
     )
@@ -142,6 +157,7 @@ def sample(
     init=None,
     clamp=None,
     device="auto",
+    observers=None,
 ) -> jax.Array:
     """Block Gibbs sampling from pi_beta(x) proportional to exp(-beta E(x)).
 
@@ -164,9 +180,13 @@ def sample(
             accelerator), "cpu", "gpu", a `jax.Device`, None (leave it to
             JAX), or several devices (a list or `hn.chain_mesh()`) to shard
             the chains over, with identical draws; see `hamon_nnx.core.device`.
+        observers: optional dict name -> observer (`hn.observers.Moments()`,
+            `Correlations()`, `Energy()`, ...): the kept draws are streamed
+            into them and not stored.
 
     Returns:
-        int8 array (n_chains, n_samples, n) in natural order.
+        int8 array (n_chains, n_samples, n) in natural order; with
+        `observers`, instead a dict name -> final observer state.
 
     Example:
         >>> import jax, hamon_nnx as hn
@@ -213,4 +233,7 @@ def sample(
         has_init=init is not None,
         has_clamp=clamp is not None,
         chain_sharding=place.chain_sharding,
+        observers=None
+        if observers is None
+        else tuple(sorted(obs_lib.check_observers(observers).items())),
     )

@@ -1,6 +1,15 @@
 from .base import Block as Block
 from .base import EnergyModel as EnergyModel
 from .base import model_from_config as model_from_config
+from .check import ModelCheckError as ModelCheckError
+from .check import check_model as check_model
+from .custom import Binary as Binary
+from .custom import Categorical as Categorical
+from .custom import Spins as Spins
+from .custom import VariableGroup as VariableGroup
+from .higher_order import ClockModel as ClockModel
+from .higher_order import PlaquetteIsing as PlaquetteIsing
+from .higher_order import SpinLabelModel as SpinLabelModel
 from .ising import IsingModel as IsingModel
 from .potts import PottsModel as PottsModel
 from .rbm import RBM as RBM

@@ -77,11 +77,37 @@ def kind_values(kind: str, q: int) -> np.ndarray:
 class EnergyModel(nnx.Module):
     """Base class of every discrete EBM in hamon-nnx.
 
-    Subclasses set `n_variables` and `blocks` (static) and implement
-    `energy` and `block_logits`. The default internal order is the natural
-    order; models that reorder override `to_internal` and `to_natural`.
+    Two ways to write a model:
+
+    * Energy only (custom models): call `self.declare_variables(...)` in
+      `__init__` (after creating the parameters) and write `energy(x)`,
+      multilinear in the spins / binary units / one-hot vectors that
+      `self.unpack(x)` returns. Blocks, the internal order and
+      `block_logits` (one `jax.grad` of the relaxed energy) come for free;
+      see `hamon_nnx.models.custom` and check it with `hn.check_model`.
+    * Hand-written: set `n_variables` and `blocks` (static) and implement
+      `energy` and `block_logits`; models that reorder override
+      `to_internal` and `to_natural`.
+
     A model may also provide `gibbs_sweep(u, x, beta, keep, reference)`, a faster
     sweep with the same stationary distribution (dense models use it).
+
+    Example:
+        >>> import jax, jax.numpy as jnp, hamon_nnx as hn
+        >>> from flax import nnx
+        >>> class Triangle(hn.EnergyModel):  # E = -J s0 s1 s2 - h sum(s)
+        ...     def __init__(self, J=1.0, h=0.1):
+        ...         self.J = nnx.Param(jnp.float32(J))
+        ...         self.h = nnx.Param(jnp.float32(h))
+        ...         self.declare_variables(hn.Spins(3, name="s"))
+        ...     def energy(self, x):
+        ...         s = self.unpack(x)["s"]
+        ...         return -self.J * s[..., 0] * s[..., 1] * s[..., 2] - self.h * s.sum(-1)
+        >>> m = Triangle()
+        >>> len(m.blocks)  # one factor holds all three spins: one block each
+        3
+        >>> hn.sample(m, jax.random.key(0), n_samples=4, n_chains=2).shape
+        (2, 4, 3)
     """
 
     n_variables: int
@@ -129,13 +155,62 @@ class EnergyModel(nnx.Module):
         """Rebuild from `config()`: by default `cls(**config_without_class)`."""
         return cls(**{k: v for k, v in config.items() if k != "class"})
 
+    # -- declared variables (custom models; see models/custom.py) -------------
+    def declare_variables(self, *groups, interactions=None, colouring=None, seed: int = 0):
+        """Declare the variables of an energy-only model; sets blocks and order.
+
+        Call it at the end of `__init__`: it evaluates the energy once to
+        check its signature (and, without `interactions`, its Hessian).
+
+        Args:
+            *groups: `hn.Spins(shape)`, `hn.Binary(shape)`,
+                `hn.Categorical(shape, q)`, in natural order, any mix.
+            interactions: the scopes of the energy's terms, each a tuple of
+                natural variable indices (pairs or higher-order factors), or
+                an (F, k) array; `variable_index(name)` gives a group's
+                indices. None: detected from the Hessian of the relaxed
+                energy (small models only).
+            colouring: optional block id per variable (natural order),
+                checked against the interactions.
+            seed: seed of the random points of the Hessian detection.
+        """
+        from .custom import declare_variables
+
+        declare_variables(self, groups, interactions, colouring, seed)
+
+    def unpack(self, x) -> dict:
+        """The declared groups of states x as float32 arrays, by name.
+
+        Spins and binary units come as (..., *shape), categorical variables
+        as one-hot vectors (..., *shape, q). Accepts int8 states (..., n) and
+        the relaxed float states (..., n_relaxed) that the autodiff
+        conditionals differentiate; an energy written with it serves both.
+        """
+        from .custom import unpack
+
+        return unpack(self, x)
+
+    def variable_index(self, name: str) -> np.ndarray:
+        """Natural indices of the variables of group `name`, in its shape."""
+        from .custom import variable_index
+
+        return variable_index(self, name)
+
     # -- order -------------------------------------------------------------
     def to_internal(self, x: jax.Array) -> jax.Array:
         """Natural order (..., n) -> internal order (..., n)."""
+        if getattr(self, "variable_groups", None):
+            from .custom import to_internal
+
+            return to_internal(self, x)
         return x
 
     def to_natural(self, x: jax.Array) -> jax.Array:
         """Internal order (..., n) -> natural order (..., n)."""
+        if getattr(self, "variable_groups", None):
+            from .custom import to_natural
+
+            return to_natural(self, x)
         return x
 
     # -- energies ------------------------------------------------------------
@@ -148,12 +223,22 @@ class EnergyModel(nnx.Module):
         return self.energy(self.to_natural(x))
 
     def block_logits(self, x: jax.Array, b: int) -> jax.Array:
-        """Conditional logits of block `b` given the internal state `x` (n,)."""
-        raise NotImplementedError
+        """Conditional logits of block `b` given the internal state `x` (n,).
+
+        Default: autodiff of the relaxed energy for models that declared their
+        variables (`declare_variables`); hand-written models override it.
+        """
+        from .custom import autodiff_block_logits
+
+        return autodiff_block_logits(self, x, b)
 
     # -- variables -----------------------------------------------------------
     def variable_kinds(self) -> tuple[np.ndarray, np.ndarray]:
         """Per variable, in natural order: (kind index into KINDS, q)."""
+        if getattr(self, "variable_groups", None):  # declared: no array ops, safe under jit
+            from .custom import variable_kinds
+
+            return variable_kinds(self)
         kind = np.empty(self.n_variables, dtype=np.int8)
         q = np.empty(self.n_variables, dtype=np.int32)
         for blk in self.blocks:
