@@ -322,7 +322,7 @@ def _scan(target: Target, args, key, out: Path, plt) -> dict:
         exact_energy = lambda b: hn.exact.ising_lattice_energy(size, b) if b > 0 else 0.0  # noqa: E731
     fig = hn.plots.plot_thermodynamics(
         scan, out / "thermodynamics.png", critical_beta=critical, exact_energy=exact_energy,
-        title=f"{name} {params}",
+        title=f"{name}: " + ", ".join(f"{k}={v}" for k, v in params.items()),
     )  # fmt: skip
     plt.close(fig)
     np.savez(out / "scan.npz", **scan._asdict())

@@ -166,7 +166,7 @@ def potts_2d(size: int = 32, q: int = 3, beta=1.0, periodic: bool = True) -> Pot
     Example:
         >>> import hamon_nnx as hn
         >>> p = hn.zoo.potts_2d(6, q=3, beta="critical")
-        >>> p.q, round(float(p.coupling[...]), 4)
+        >>> p.q, round(float(p.coupling[...]), 3)
         (3, 1.005)
     """
     q = PottsModel._check_q(q)
