@@ -4,6 +4,7 @@ Runs on a CPU-only machine; the accelerator checks at the end are marked
 `gpu` and skip without one (`benchmarks/gpu.py` runs them on a GPU).
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -337,3 +338,58 @@ def test_gpu_trainer():
     history = trainer.fit(data, epochs=2, batch_size=8)
     assert np.all(np.isfinite(history["loss"]))
     assert {d.platform for d in rbm.W[...].devices()} == {"gpu"}
+
+
+# -- benchmark scripts -----------------------------------------------------------
+
+BENCHMARKS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
+
+
+def _benchmark_module(name: str):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, os.path.join(BENCHMARKS, f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_crossover_threshold_rule():
+    crossover = _benchmark_module("device_crossover").crossover
+    works = [100, 1000, 10000, 100000]
+    assert crossover(works, [1, 2, 3, 4], [0.5, 1, 1, 1]) == 0.0  # accelerator always faster
+    assert crossover(works, [1, 2, 3, 4], [2, 3, 4, 5]) is None  # never
+    assert crossover(works, [1, 2, 3, 4], [2, 3, 1, 1]) == pytest.approx(np.sqrt(1000 * 10000))
+    # a win below a loss does not count: the threshold is past the last loss
+    assert crossover(works, [1, 2, 3, 4], [0.5, 3, 1, 1]) == pytest.approx(np.sqrt(1e7))
+    assert crossover(works, [1, 2, 3, 4], [0.5, 1, 1, 5]) is None  # loses at the largest
+    assert crossover(works[::-1], [4, 3, 2, 1], [1, 1, 3, 2]) == pytest.approx(np.sqrt(1e7))
+
+
+@no_gpu
+def test_crossover_script_without_accelerator():
+    out = subprocess.run(
+        [sys.executable, os.path.join(BENCHMARKS, "device_crossover.py")],
+        env={**os.environ, "JAX_PLATFORMS": "cpu"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    report = json.loads(out.stdout)
+    assert report["accelerator"] is None and report["threshold"] is None
+    assert "no accelerator" in report["message"]
+
+
+def test_crossover_measure_runs():
+    measure = _benchmark_module("device_crossover").measure
+    row = measure(jax.devices("cpu")[0], L=4, chains=2, target_s=0.002, repeats=1)
+    assert row["per_sweep_s"] > 0 and row["fixed_s"] >= 0
+
+
+def test_gpu_script_output_path(tmp_path, monkeypatch):
+    output_path = _benchmark_module("gpu").output_path
+    monkeypatch.setenv("OUT", str(tmp_path / "out"))
+    assert output_path(None) == str(tmp_path / "out" / "gpu.json")
+    assert output_path(str(tmp_path / "h100.json")) == str(tmp_path / "h100.json")
+    assert os.path.isdir(tmp_path / "out")
