@@ -368,7 +368,11 @@ def run_hamon(ds, name, lr, batch_size, seed, budget, init_bias=True) -> dict:
     steps_per_epoch = len(ds.train) // batch_size
     per_call = max(1, STEPS_PER_CALL // steps_per_epoch)
     while clock < budget:
-        target = trainer.epoch + per_call
+        # the first call compiles; later calls stop short of the budget
+        n_epochs = 1 if not epoch_seconds else per_call
+        if epoch_seconds:
+            n_epochs = max(1, min(per_call, int((budget - clock) / epoch_seconds[-1])))
+        target = trainer.epoch + n_epochs
         t0 = time.perf_counter()
         try:
             trainer.fit(ds.train, epochs=target, batch_size=batch_size)
@@ -384,7 +388,7 @@ def run_hamon(ds, name, lr, batch_size, seed, budget, init_bias=True) -> dict:
                 "this script expects epochs to be the run's total"
             )
         clock += dt
-        epoch_seconds.append(dt / per_call)
+        epoch_seconds.append(dt / n_epochs)
         early = trainer.epoch in EARLY_EPOCHS  # points for the t_with_fit_metrics axis
         if early or clock >= next_ck or clock + dt >= budget:
             ll = hn.training.exact_log_likelihood(rbm, ds.test)
