@@ -102,7 +102,7 @@ def resize(state: tempering.NRPTState, ladder: np.ndarray) -> tempering.NRPTStat
     """Move to a new ladder (any size): each new slot takes the nearest old chain."""
     old = np.asarray(state.ladder, np.float64)
     nearest = np.abs(ladder[:, None] - old[None, :]).argmin(axis=1)
-    x = jnp.asarray(np.asarray(state.x)[nearest])
+    x = state.x[jnp.asarray(nearest)]  # on the devices: sharded chains stay off the host
     return tempering.init(x, jnp.asarray(ladder, jnp.float32))
 
 

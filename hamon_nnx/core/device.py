@@ -50,8 +50,10 @@ inputs are identical in every process by construction (they depend only on
 the key), each process computes its own chains, and the result is a global
 `jax.Array`; gather it where you need it with
 `jax.experimental.multihost_utils.process_allgather(samples)`. NRPT's
-per-round statistics are returned replicated, so `hn.nrpt` and
-`hn.autotune` read them on every host.
+per-round statistics are returned replicated and the chains never leave
+the devices, so `hn.nrpt`, `hn.autotune` and plans run the same way on
+every host. (Multi-host runs are not tested here: the tests use several
+devices of one process.)
 
 Example:
     >>> import hamon_nnx as hn
