@@ -438,6 +438,10 @@ def _demo(args) -> int:
     max_rounds = 32 if quick else 1024
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if (out / "training").is_dir():  # checkpoints of an earlier demo would shadow this run's
+        import shutil
+
+        shutil.rmtree(out / "training")
     progress = not args.no_progress and sys.stderr.isatty()
     stages = ["data", "training", "checkpoint", "tuning NRPT", "sampling", "evaluation", "pictures"]
     bar = _stages(stages, progress)

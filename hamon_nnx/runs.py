@@ -29,6 +29,7 @@ import itertools
 import math
 import platform
 import shlex
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -423,7 +424,8 @@ def train(
             to `output/model`, training checkpoints to `output/training`.
         command: the command line to record (default `hamon-nnx train configs/NAME.yaml`).
         progress: progress bars.
-        resume: continue from the latest training checkpoint in `output/training`.
+        resume: continue from the latest training checkpoint in `output/training`;
+            otherwise an existing `output/training` is cleared first.
         overwrite: replace an existing `output/model`.
         log: callable taking one line of text (default: print to stderr).
 
@@ -439,6 +441,9 @@ def train(
         raise FileExistsError(f"{model_path} exists; pass overwrite=True (or --overwrite)")
     data = load_data(cfg)
     model = build_model(cfg, data)
+    if not resume and (out / TRAINING_DIR).is_dir():
+        # a fresh run: stale checkpoints of an earlier run would shadow this run's steps
+        shutil.rmtree(out / TRAINING_DIR)
     trainer = build_trainer(cfg, model, checkpoint_dir=out / TRAINING_DIR, progress=progress)
     t = cfg.training
     log(
