@@ -188,6 +188,7 @@ def test_shipped_model_blocks():
     assert len(hn.PlaquetteIsing((6, 8)).blocks) == 4
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(SHIPPED))
 def test_shipped_model_gibbs_and_nrpt_match_exact(name, key):
     model = SHIPPED[name]()
@@ -235,6 +236,7 @@ FRESH = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(SHIPPED))
 def test_training_recovers_the_true_parameters(name):
     """Maximum likelihood on 2000 self-generated draws: N d' F d ~ chi2(rank F).
@@ -360,6 +362,7 @@ def test_bad_declarations_are_refused():
         Declares(hn.Spins(4), interactions=[], colouring=[0, 1])
 
 
+@pytest.mark.filterwarnings("ignore:jax.nn.one_hot input should be integer-typed")
 def test_bad_energies_are_refused():
     class PerSite(hn.EnergyModel):
         def __init__(self):
@@ -465,3 +468,40 @@ def test_sampling_a_custom_model_compiles_once(key):
     m.coupling[...] = jnp.float32(0.5)
     hn.sample(m, jax.random.key(3), n_samples=3, n_chains=2)
     assert sampling.TRACE_COUNT == before
+
+
+def test_binary_units_with_a_three_body_term(key):
+    class Triple(hn.EnergyModel):
+        def __init__(self):
+            self.w = nnx.Param(jnp.float32(1.5))
+            self.b = nnx.Param(jnp.asarray([0.3, -0.2, 0.1, 0.4], jnp.float32))
+            self.declare_variables(hn.Binary(4, name="x"))
+
+        def energy(self, x):
+            v = self.unpack(x)["x"]
+            return -self.w * v[..., 0] * v[..., 1] * v[..., 2] - v @ self.b
+
+    m = Triple()
+    assert [b.size for b in m.blocks] == [2, 1, 1]  # x3 is free, joins x0's block
+    hn.check_model(m)
+    x = jnp.asarray([1, 1, 0, 0], jnp.int8)
+    # logit of x2 = -(E(x2=1) - E(x2=0)) = w x0 x1 + b2
+    b2 = next(b for b, blk in enumerate(m.blocks) if 2 in np.asarray(m.variable_order[blk.slice]))
+    assert np.isclose(float(m.block_logits(m.to_internal(x), b2)[0]), 1.5 + 0.1)
+    states, probs = hn.exact.probabilities(m)
+    s = hn.sample(m, key, n_samples=300, n_chains=16)
+    assert_matches(s, states, probs, m.variable_values())
+
+
+def test_lattice_sweep_of_a_custom_model_has_no_gathers():
+    """A periodic colouring is laid out by reshapes and slices: no gathers in the hot loop."""
+    m = CustomIsing((8, 8), 0.4)
+    graphdef, state = nnx.split(m)
+
+    def one_sweep(state, key, x):
+        model = nnx.merge(graphdef, state)
+        return hn.core.gibbs.sweep(key, x, model, jnp.ones((4,), jnp.float32))
+
+    x = jnp.ones((4, 64), jnp.int8)
+    hlo = jax.jit(one_sweep).lower(state, jax.random.key(0), x).compile().as_text()
+    assert sum(" gather(" in line for line in hlo.splitlines()) == 0
