@@ -228,3 +228,36 @@ def test_log_likelihood_modes_of_the_trainer():
         hn.Trainer(big, optax.sgd(0.1), log_likelihood="exact")
     with pytest.raises(ValueError, match="estimate_samples"):
         hn.Trainer(rbm, optax.sgd(0.1), estimate_samples=10)
+
+
+def brute_force_pseudo_log_likelihood(model, data):
+    """sum_i log p(x_i | x_-i) by trying every value of x_i, averaged over rows."""
+    domains = model.variable_values()[: data.shape[1]]
+    total = 0.0
+    for row in data:
+        for i, domain in enumerate(domains):
+            trial = np.repeat(row[None], len(domain), axis=0)
+            trial[:, i] = domain
+            logits = -np.asarray(hn.training.free_energy(model, jnp.asarray(trial)), np.float64)
+            total += logits[list(domain).index(row[i])] - np.logaddexp.reduce(logits)
+    return total / len(data)
+
+
+@pytest.mark.parametrize(
+    "model, data",
+    [
+        (
+            hn.PottsModel.lattice((3, 3), q=3, coupling=0.7),
+            np.random.default_rng(0).integers(0, 3, size=(5, 9)),
+        ),
+        (small_rbm(4, nv=5, nh=3), np.random.default_rng(1).integers(0, 2, size=(4, 5))),
+        # all +1: the spin domain comes from the model, not from the data's signs
+        (hn.IsingModel.lattice((3, 3), coupling=0.5), np.ones((2, 9))),
+    ],
+    ids=["potts", "rbm", "ising-all-up"],
+)
+def test_pseudo_log_likelihood_against_brute_force(model, data):
+    data = data.astype(np.int8)
+    assert hn.training.pseudo_log_likelihood(model, data) == pytest.approx(
+        brute_force_pseudo_log_likelihood(model, data), abs=1e-4
+    )
