@@ -787,9 +787,8 @@ def autodiff_block_logits(model, x: jax.Array, b: int) -> jax.Array:
     blk = model.blocks[b]
     grad = relaxed_gradient(model, x)
     if model.layout_periods is not None:
-        field = _block_from_rows(model, _group_rows(model, grad, relaxed=True), b, 0)
-        if blk.kind == CATEGORICAL:
-            return -_block_from_rows(model, _group_rows(model, grad, relaxed=True), b, 1)
+        categorical = blk.kind == CATEGORICAL
+        field = _block_from_rows(model, _group_rows(model, grad, relaxed=True), b, int(categorical))
         return -2.0 * field if blk.kind == SPIN else -field
     coordinate = model.relaxed_coordinate[blk.slice]
     if blk.kind == CATEGORICAL:
