@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+from ..models.base import kind_values
 
 
 def n_data_variables(model) -> int:
@@ -65,12 +68,19 @@ def log_partition(model) -> jax.Array:
             raise ValueError(f"exact log Z enumerates 2^{m} states; at most 2^16 are allowed here")
         states = ((jnp.arange(2**m)[:, None] >> jnp.arange(m)[None, :]) & 1).astype(jnp.float32)
         return jax.nn.logsumexp(states @ c + jnp.sum(jax.nn.softplus(states @ W.T + b), axis=-1))
-    from ..exact import enumerate_states
-
     if model.n_variables > 16:
         raise ValueError(f"exact log Z enumerates {model.n_variables} variables; at most 16 here")
-    states = jnp.asarray(enumerate_states(model))
-    return jax.nn.logsumexp(-model.energy(states))
+    # enumerate in internal order, from the static blocks alone: log Z does not
+    # depend on the order, and the order's permutation may be traced here
+    states = jnp.asarray(_internal_states(model.blocks))
+    return jax.nn.logsumexp(-jax.vmap(model.internal_energy)(states))
+
+
+def _internal_states(blocks) -> np.ndarray:
+    """All states (K, n) int8 in internal order, from the blocks' kinds."""
+    domains = [kind_values(blk.kind, blk.q) for blk in blocks for _ in range(blk.size)]
+    grids = np.meshgrid(*domains, indexing="ij")
+    return np.stack([g.ravel() for g in grids], axis=-1).astype(np.int8)
 
 
 def exact_loss(model, data: jax.Array) -> jax.Array:
