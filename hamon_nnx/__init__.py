@@ -21,6 +21,7 @@ from .models import Categorical as Categorical
 from .models import ClockModel as ClockModel
 from .models import EnergyModel as EnergyModel
 from .models import IsingModel as IsingModel
+from .models import ModelCheckError as ModelCheckError
 from .models import PlaquetteIsing as PlaquetteIsing
 from .models import PottsModel as PottsModel
 from .models import SpinLabelModel as SpinLabelModel
