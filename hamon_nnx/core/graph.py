@@ -101,24 +101,67 @@ def is_proper_colouring(edges: np.ndarray, colours: np.ndarray) -> bool:
     return bool(np.all(colours[edges[:, 0]] != colours[edges[:, 1]]))
 
 
-def greedy_colouring(n: int, edges: np.ndarray) -> np.ndarray:
-    """Welsh-Powell greedy colouring: largest degree first, smallest free colour.
-
-    Uses at most max_degree + 1 colours; exact 2-colourings of bipartite
-    graphs are not guaranteed, so callers with a known colouring pass it.
-    """
+def adjacency_lists(n: int, edges: np.ndarray) -> list[list[int]]:
+    """Neighbour lists of an undirected graph on n vertices."""
     adjacency = [[] for _ in range(n)]
     for a, b in edges:
         adjacency[a].append(b)
         adjacency[b].append(a)
+    return adjacency
+
+
+def greedy_colouring(n: int, edges: np.ndarray, order: str = "degree") -> np.ndarray:
+    """Greedy colouring: each vertex takes the smallest colour its neighbours lack.
+
+    Args:
+        n: number of vertices.
+        edges: (E, 2) vertex pairs.
+        order: "degree" (Welsh-Powell: largest degree first, at most
+            max_degree + 1 colours) or "index" (vertex order: optimal on
+            row-major lattices of even size).
+
+    Exact 2-colourings of bipartite graphs are not guaranteed
+    (`bipartite_colouring` finds them), so callers with a known colouring pass it.
+    """
+    adjacency = adjacency_lists(n, edges)
+    if order == "degree":
+        degree = np.array([len(a) for a in adjacency])
+        vertices = np.argsort(-degree, kind="stable")
+    elif order == "index":
+        vertices = range(n)
+    else:
+        raise ValueError(f"order must be 'degree' or 'index', got {order!r}")
     colours = np.full(n, -1, dtype=np.int64)
-    degree = np.array([len(a) for a in adjacency])
-    for v in np.argsort(-degree, kind="stable"):
+    for v in vertices:
         used = {colours[u] for u in adjacency[v]}
         c = 0
         while c in used:
             c += 1
         colours[v] = c
+    return colours
+
+
+def bipartite_colouring(n: int, edges: np.ndarray) -> np.ndarray | None:
+    """An exact 2-colouring by breadth-first search, or None if an odd cycle exists."""
+    if len(edges) == 0:
+        return np.zeros(n, np.int64)
+    adjacency = adjacency_lists(n, edges)
+    colours = np.full(n, -1, np.int64)
+    for root in range(n):
+        if colours[root] >= 0:
+            continue
+        colours[root] = 0
+        frontier = [root]
+        while frontier:
+            nxt = []
+            for v in frontier:
+                for u in adjacency[v]:
+                    if colours[u] < 0:
+                        colours[u] = 1 - colours[v]
+                        nxt.append(u)
+                    elif colours[u] == colours[v]:
+                        return None
+            frontier = nxt
     return colours
 
 

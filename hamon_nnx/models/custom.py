@@ -251,49 +251,6 @@ def _scope_pairs(n: int, interactions) -> np.ndarray:
     return np.unique(pairs, axis=0)
 
 
-def _bipartite_colouring(n: int, edges: np.ndarray) -> np.ndarray | None:
-    """An exact 2-colouring by breadth-first search, or None if an odd cycle exists."""
-    if len(edges) == 0:
-        return np.zeros(n, np.int64)
-    adjacency = [[] for _ in range(n)]
-    for a, b in edges:
-        adjacency[a].append(b)
-        adjacency[b].append(a)
-    colours = np.full(n, -1, np.int64)
-    for root in range(n):
-        if colours[root] >= 0:
-            continue
-        colours[root] = 0
-        frontier = [root]
-        while frontier:
-            nxt = []
-            for v in frontier:
-                for u in adjacency[v]:
-                    if colours[u] < 0:
-                        colours[u] = 1 - colours[v]
-                        nxt.append(u)
-                    elif colours[u] == colours[v]:
-                        return None
-            frontier = nxt
-    return colours
-
-
-def _sequential_colouring(n: int, edges: np.ndarray) -> np.ndarray:
-    """Greedy colouring in index order (optimal on row-major lattices of even size)."""
-    adjacency = [[] for _ in range(n)]
-    for a, b in edges:
-        adjacency[a].append(b)
-        adjacency[b].append(a)
-    colours = np.full(n, -1, np.int64)
-    for v in range(n):
-        used = {colours[u] for u in adjacency[v]}
-        c = 0
-        while c in used:
-            c += 1
-        colours[v] = c
-    return colours
-
-
 def colour_variables(n: int, pairs: np.ndarray, classes: np.ndarray) -> np.ndarray:
     """Colour each (kind, q) class so that no interacting pair shares a colour.
 
@@ -316,8 +273,8 @@ def colour_variables(n: int, pairs: np.ndarray, classes: np.ndarray) -> np.ndarr
         sub = pairs[(classes[pairs[:, 0]] == c) & (classes[pairs[:, 1]] == c)]
         sub = local[sub]
         m = len(members)
-        candidates = [_sequential_colouring(m, sub), graph.greedy_colouring(m, sub)]
-        two = _bipartite_colouring(m, sub)
+        candidates = [graph.greedy_colouring(m, sub, "index"), graph.greedy_colouring(m, sub)]
+        two = graph.bipartite_colouring(m, sub)
         if two is not None:
             candidates.insert(0, two)
         best = min(candidates, key=lambda col: int(col.max()) if m else 0)
