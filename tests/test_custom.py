@@ -13,6 +13,7 @@ from stats import assert_matches
 import hamon_nnx as hn
 from hamon_nnx.core import graph
 from hamon_nnx.models import custom
+from hamon_nnx.models.base import Structure
 from hamon_nnx.models.check import ModelCheckError
 
 g = np.random.default_rng(0)
@@ -201,6 +202,38 @@ def test_shipped_model_gibbs_and_nrpt_match_exact(name, key):
     assert_matches(cold.reshape(40, -1, model.n_variables), states, probs, values)
     lz = res.log_z
     assert abs(lz.estimate - hn.exact.log_partition(model)) < 5 * lz.stderr + 1e-3
+
+
+class DetectedRing(hn.EnergyModel, register_as="test_custom.DetectedRing"):
+    """Blocks detected from the Hessian (no interactions given), saved and loaded."""
+
+    def __init__(self, n=7, coupling=0.5, triple=0.3):
+        self.n = n
+        self.coupling = nnx.Param(jnp.float32(coupling))
+        self.triple = nnx.Param(jnp.float32(triple))
+        self.declare_variables(hn.Spins(n, name="s"))
+
+    def config(self):
+        return {"class": type(self).registered_name(), "n": self.n}
+
+    def energy(self, x):
+        s = self.unpack(x)["s"]
+        right = jnp.roll(s, -1, -1)
+        return -self.coupling * jnp.sum(s * right, -1) - self.triple * jnp.sum(
+            s * right * jnp.roll(s, -2, -1), -1
+        )
+
+
+def test_detected_blocks_survive_save_and_load(tmp_path):
+    """hn.load rebuilds under nnx.eval_shape; the detection runs on concrete values."""
+    model = DetectedRing(coupling=0.0)  # a zero parameter must not hide its interaction
+    assert len(model.blocks) >= 3  # the three-spin term keeps neighbours apart
+    hn.save(model, tmp_path / "ring")
+    loaded = hn.load(tmp_path / "ring")
+    assert loaded.blocks == model.blocks
+    x = hn.exact.enumerate_states(model)[::5]
+    np.testing.assert_array_equal(loaded.energy(x), model.energy(x))
+    hn.check_model(loaded)
 
 
 @pytest.mark.parametrize("name", sorted(SHIPPED))
@@ -445,7 +478,7 @@ def test_unpack_and_variable_index():
         m.unpack(jnp.zeros((5,), jnp.int8))
 
 
-def test_detection_under_tracing_asks_for_interactions():
+def test_detection_under_tracing():
     class Chain(hn.EnergyModel):
         def __init__(self):
             self.declare_variables(hn.Spins(3))
@@ -454,9 +487,22 @@ def test_detection_under_tracing_asks_for_interactions():
             s = self.unpack(x)["spin"]
             return -jnp.sum(s[..., 1:] * s[..., :-1], -1)
 
-    Chain()  # fine eagerly
-    with pytest.raises(ValueError, match="Pass interactions= .* or colouring="):
-        nnx.eval_shape(Chain)
+    # under nnx.eval_shape (how hn.load rebuilds) the blocks are the eager ones
+    assert nnx.eval_shape(Chain).blocks == Chain().blocks
+
+    class Indexed(Chain):
+        # integer state made before the declaration has no value under tracing
+        def __init__(self):
+            self.sign = Structure(jnp.array([1, 1, 1], jnp.int32))
+            self.declare_variables(hn.Spins(3))
+
+        def energy(self, x):
+            s = self.unpack(x)["spin"] * self.sign.astype(jnp.float32)
+            return -jnp.sum(s[..., 1:] * s[..., :-1], -1)
+
+    Indexed()  # fine eagerly
+    with pytest.raises(ValueError, match="pass interactions= .* or colouring="):
+        nnx.eval_shape(Indexed)
 
 
 def test_sampling_a_custom_model_compiles_once(key):

@@ -306,10 +306,12 @@ def declare_variables(
         [rstarts[i] + np.arange(g.size) * g.width for i, g in enumerate(groups)]
     ).astype(np.int64)
     classes, class_list = _variable_classes(groups)
-    # a provisional identity layout so that the energy can be called
-    model.variable_order = Structure(jnp.arange(n, dtype=jnp.int32))
-    model.variable_position = Structure(jnp.arange(n, dtype=jnp.int32))
-    model.relaxed_coordinate = Structure(jnp.asarray(relaxed_start, jnp.int32))
+    # a provisional identity layout so that the energy can be called; concrete
+    # even under tracing (hn.load), so the Hessian detection can use it
+    with jax.ensure_compile_time_eval():
+        model.variable_order = Structure(jnp.arange(n, dtype=jnp.int32))
+        model.variable_position = Structure(jnp.arange(n, dtype=jnp.int32))
+        model.relaxed_coordinate = Structure(jnp.asarray(relaxed_start, jnp.int32))
     model.natural_order = True
     model.layout_periods = None
     _check_energy_signature(model)
@@ -784,20 +786,38 @@ def detect_interactions(model, seed: int = 0, n_points: int = 2) -> np.ndarray:
             "variable indices of every pair or higher-order factor) to declare_variables"
         )
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-    if any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves((params, rest))):
-        raise ValueError(
-            f"{type(model).__name__}: blocks cannot be detected from the Hessian while the "
-            "model is traced (hn.load rebuilds models under nnx.eval_shape). Pass "
-            "interactions= to declare_variables, or colouring= (e.g. keep "
-            "hamon_nnx.models.custom.colouring(model) in the model's config)"
-        )
+    traced = any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves((params, rest)))
+    if traced:
+        # built under tracing (hn.load rebuilds models under nnx.eval_shape): the
+        # pattern needs no actual values, so detect it with concrete random ones
+        if any(
+            isinstance(leaf, jax.core.Tracer) and not jnp.issubdtype(leaf.dtype, jnp.floating)
+            for leaf in jax.tree.leaves(rest)
+        ):
+            raise ValueError(
+                f"{type(model).__name__}: blocks cannot be detected from the Hessian while "
+                "the model is traced and holds non-float state; pass interactions= to "
+                "declare_variables, or colouring= (e.g. keep "
+                "hamon_nnx.models.custom.colouring(model) in the model's config)"
+            )
+    # eager even inside a trace (hn.load's nnx.eval_shape): the pattern is read on the host
+    with jax.ensure_compile_time_eval():
+        return _detect(model, graphdef, params, rest, seed, n_points, traced)
+
+
+def _detect(model, graphdef, params, rest, seed, n_points, traced):
+    n_relaxed = model.n_relaxed
     key = jax.random.key(seed)
+    if traced:
+        rest = jax.tree.map(
+            lambda a: jnp.ones(a.shape, a.dtype) if isinstance(a, jax.core.Tracer) else a, rest
+        )
 
     def energy(p, r):
         return nnx.merge(graphdef, p, rest).energy(r)
 
     hessian = jax.jit(jax.hessian(energy, argnums=1))
-    param_sets = [params]
+    param_sets = [] if traced else [params]
     for k in range(n_points):
         leaves, treedef = jax.tree.flatten(params)
         keys = jax.random.split(jax.random.fold_in(key, 1000 + k), max(len(leaves), 1))
