@@ -479,7 +479,7 @@ def test_unpack_and_variable_index():
 
 
 def test_detection_under_tracing():
-    class Chain(hn.EnergyModel):
+    class Chain(hn.EnergyModel, register_as="test_custom.traced_chain"):
         def __init__(self):
             self.declare_variables(hn.Spins(3))
 
@@ -490,7 +490,7 @@ def test_detection_under_tracing():
     # under nnx.eval_shape (how hn.load rebuilds) the blocks are the eager ones
     assert nnx.eval_shape(Chain).blocks == Chain().blocks
 
-    class Indexed(Chain):
+    class Indexed(Chain, register_as="test_custom.traced_indexed"):
         # integer state made before the declaration has no value under tracing
         def __init__(self):
             self.sign = Structure(jnp.array([1, 1, 1], jnp.int32))
