@@ -122,13 +122,21 @@ def sweep(
         u = jax.random.uniform(key, x.shape, dtype=jnp.float32)
         ref = None if reference is None else jnp.concatenate(reference)
         return jax.vmap(lambda uc, xc, bc: custom(uc, xc, bc, keep, ref))(u, x, beta)
+    last = len(model.blocks) - 1
     for b, blk in enumerate(model.blocks):
         logits = jax.vmap(lambda xc, b=b: model.block_logits(xc, b))(x)
         ref = None if reference is None else reference[b]
         new = sample_block(jax.random.fold_in(key, b), logits, blk, beta, ref)
         if keep is not None:
             new = jnp.where(keep[blk.slice], x[:, blk.slice], new)
-        x = lax.dynamic_update_slice(x, new, (0, blk.start))
+        if b == last:
+            # the last block is joined, not written in place: XLA then sees that
+            # slices of the result outside it are the earlier blocks, so the
+            # conditional logits a caller computes next from them (the RBM's
+            # hidden units in a training loss) share this sweep's products
+            x = jnp.concatenate([x[:, : blk.start], new, x[:, blk.stop :]], axis=1)
+        else:
+            x = lax.dynamic_update_slice(x, new, (0, blk.start))
     return x
 
 

@@ -34,10 +34,20 @@ def _check_int(name: str, value, minimum: int) -> int:
 
 
 def _sweeps(model, key, x, k: int):
+    """k sweeps at beta = 1; the last one outside the loop, in the caller's program.
+
+    Sweep t uses `fold_in(key, t)` whatever the loop structure. Keeping the
+    last sweep out of the `fori_loop` lets XLA share its final block's
+    products with the loss that reads the result (for an RBM, the hidden
+    logits of the negatives: one matrix product fewer per step).
+    """
     beta = jnp.ones((x.shape[0],), jnp.float32)
-    return jax.lax.fori_loop(
-        0, k, lambda t, x: gibbs.sweep(jax.random.fold_in(key, t), x, model, beta), x
-    )
+
+    def one_sweep(t, x):
+        return gibbs.sweep(jax.random.fold_in(key, t), x, model, beta)
+
+    x = jax.lax.fori_loop(0, k - 1, one_sweep, x) if k > 1 else x
+    return one_sweep(k - 1, x)
 
 
 def _hidden_blocks(model):
@@ -50,7 +60,11 @@ def _hidden_blocks(model):
 
 
 def start_from_data(model, key, batch):
-    """Internal states (B, n) holding the batch, hidden units drawn given it."""
+    """Internal states (B, n) holding the batch, hidden units drawn given it.
+
+    Hidden blocks are drawn in order, each given the batch and the hidden
+    values so far (uniformly random before their own draw).
+    """
     n_data = n_data_variables(model)
     batch = batch.astype(jnp.int8)
     if n_data == model.n_variables:
@@ -62,7 +76,9 @@ def start_from_data(model, key, batch):
         blk = model.blocks[b]
         logits = jax.vmap(lambda xc, b=b: model.block_logits(xc, b))(x)
         new = gibbs.sample_block(jax.random.fold_in(key, 1 + b), logits, blk, beta)
-        x = jax.lax.dynamic_update_slice(x, new, (0, blk.start))
+        # joined, not written in place, so that XLA can see the batch in the
+        # result and drop the random values that every hidden draw replaces
+        x = jnp.concatenate([x[:, : blk.start], new, x[:, blk.stop :]], axis=1)
     return x
 
 

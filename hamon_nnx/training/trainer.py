@@ -1,10 +1,17 @@
 """`hn.Trainer`: contrastive training of any model with optax.
 
-One jitted step (compiled once per model structure, negative phase and
-batch shape): draw negatives with the negative phase, differentiate the
-contrastive loss, update the `nnx.Param`s through `nnx.Optimizer`. Data
-order is a pure function of (seed, epoch) and every random draw of step t
-comes from `fold_in(key, t)`, so a run is reproducible step for step.
+Training runs in compiled chunks: one call of `_train_chunk` runs up to a
+whole epoch of optimisation steps in a `lax.while_loop` on the device (the
+batch gathered there from the epoch's permutation, the model and optimizer
+split once with `nnx.split` and merged at the chunk's end); Python acts only
+between chunks, at the boundaries where something must happen on the host
+(evaluation, checkpoints, callbacks, ladder adaptation, the progress bar).
+The step count of a chunk is traced, so no chunk length retraces, and every
+step runs the same compiled body, so the result does not depend on where
+the chunks end.
+
+Data order is a pure function of (seed, epoch) and every random draw of step
+t comes from `fold_in(key, t)`, so a run is reproducible step for step.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ import math
 import os
 import sys
 from collections.abc import Callable, Sequence
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -27,7 +35,7 @@ from . import metrics as metric_lib
 from .losses import contrastive_loss, n_data_variables
 from .negative import PCD
 
-# Incremented each time the training step is traced (tests count retraces).
+# Incremented each time the training program is traced (tests count retraces).
 TRACE_COUNT = 0
 
 
@@ -35,10 +43,10 @@ class TrainingDiverged(RuntimeError):
     """The loss or a parameter became NaN or inf; training stopped."""
 
 
-@nnx.jit(static_argnums=(2, 6))
-def _train_step(model, optimizer, negative, negative_state, key, batch, chain_sharding):
-    global TRACE_COUNT
-    TRACE_COUNT += 1
+def _one_step(graphdef, negative, chain_sharding, state, negative_state, key, batch):
+    """One optimisation step on plain pytrees: (state, negative_state, loss, finite)."""
+    model, optimizer = nnx.merge(graphdef, state)
+    batch = device_lib.constrain_chains(batch, chain_sharding)
     negatives, negative_state = negative.sample(model, key, negative_state, batch)
     # sampling runs sharded; the gradient sums the batch in one order on every
     # device, so sharded training gives the same parameters bit for bit
@@ -50,7 +58,50 @@ def _train_step(model, optimizer, negative, negative_state, key, batch, chain_sh
     finite = jnp.isfinite(loss)
     for leaf in jax.tree.leaves(nnx.state(model, nnx.Param)):
         finite = finite & jnp.all(jnp.isfinite(leaf))
-    return loss, finite, negative_state
+    return nnx.state((model, optimizer)), negative_state, loss, finite
+
+
+@partial(jax.jit, static_argnums=(0, 1, 2, 3))
+def _train_chunk(
+    graphdef, negative, chain_sharding, batch_size, state, negative_state, key, data, order,
+    losses, step, start, n_steps,
+):  # fmt: skip
+    """Steps `start, ..., start + n_steps - 1` of an epoch, stopping after a non-finite one.
+
+    Args:
+        graphdef: `nnx.split((model, optimizer))`'s graph (static).
+        negative, chain_sharding, batch_size: static settings.
+        state: the (model, optimizer) state.
+        negative_state: the negative phase's state.
+        key: the run's key; step t draws from `fold_in(key, t)`.
+        data: (n, n_data) int8 training data on the device.
+        order: (n,) int32, the epoch's permutation of the data.
+        losses: (steps_per_epoch,) float32 losses of the epoch so far.
+        step: the global index of step `start` of this epoch.
+        start, n_steps: traced: the chunk's first step in the epoch, its length.
+
+    Returns:
+        (state, negative_state, losses, steps run, finite): steps run counts
+        the non-finite step that stopped the chunk, if any.
+    """
+    global TRACE_COUNT
+    TRACE_COUNT += 1
+
+    def body(carry):
+        state, negative_state, losses, done, _ = carry
+        i = start + done
+        rows = jax.lax.dynamic_slice_in_dim(order, i * batch_size, batch_size)
+        state, negative_state, loss, finite = _one_step(
+            graphdef, negative, chain_sharding, state, negative_state,
+            jax.random.fold_in(key, step + done), data[rows],
+        )  # fmt: skip
+        return state, negative_state, losses.at[i].set(loss), done + 1, finite
+
+    def more(carry):
+        return (carry[3] < n_steps) & carry[4]
+
+    carry = (state, negative_state, losses, jnp.int32(0), jnp.bool_(True))
+    return jax.lax.while_loop(more, body, carry)
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
@@ -124,7 +175,9 @@ class Trainer:
         seed: seeds the data order and every random draw.
         callbacks: callables `(trainer, epoch, logs) -> bool | None` after each
             epoch; True stops.
-        step_callbacks: callables `(trainer, step, loss)` after each step.
+        step_callbacks: callables `(trainer, step, loss)` after each compiled
+            call: after every step unless `steps_per_call` is set, then after
+            every chunk with its last step and loss.
         eval_every: epochs between metric evaluations (log-likelihood,
             pseudo-likelihood, reconstruction); 0 logs the loss only.
         log_likelihood: how evaluations get log Z: "exact" (enumeration),
@@ -140,6 +193,18 @@ class Trainer:
             `hn.chain_mesh()`): the data batch and the negative chains are
             then sharded (batch size and chain count multiples of the device
             count), with the same parameters as on one device.
+        steps_per_call: the most optimisation steps one compiled call runs
+            (None: chosen from the boundaries where the host must act: epoch
+            ends, checkpoints, ladder adaptation, step callbacks, about 50
+            progress-bar updates a run). Any value gives the same parameters
+            bit for bit; larger ones dispatch less.
+
+    Speed: each compiled call runs many steps on the device, so a small model
+    trains at the speed of its arithmetic, not of Python. Training by hand one
+    epoch at a time costs one compiled call per epoch:
+
+        for _ in range(10):
+            trainer.fit(data, epochs=trainer.epoch + 1, batch_size=32)
 
     Weight decay and momentum come from optax, e.g.
     `optax.chain(optax.add_decayed_weights(1e-4), optax.adam(1e-3))`.
@@ -171,6 +236,7 @@ class Trainer:
         estimate_samples: int = 1000,
         progress: bool = True,
         device="auto",
+        steps_per_call: int | None = None,
     ):
         if not isinstance(model, EnergyModel):
             raise TypeError(f"model must be a hamon-nnx EnergyModel, got {type(model).__name__}")
@@ -214,6 +280,15 @@ class Trainer:
         # evaluation draws its own randomness: metrics never touch the training stream
         self._eval_key = jax.random.fold_in(jax.random.key(self.seed), 1)
         self.progress = progress
+        if steps_per_call is not None and (
+            isinstance(steps_per_call, bool) or int(steps_per_call) != steps_per_call
+            or steps_per_call < 1
+        ):  # fmt: skip
+            raise ValueError(
+                f"steps_per_call must be None or an integer >= 1, got {steps_per_call!r}"
+            )
+        self.steps_per_call = None if steps_per_call is None else int(steps_per_call)
+        self._data_cache = None  # (host data, device copy) of the last fit
         device_lib.check(device)
         self.device = device
         self.placement = None  # resolved at the first fit, then reused
@@ -361,10 +436,52 @@ class Trainer:
         self.history = {k: list(v) for k, v in meta["history"].items()}
         return True
 
+    def _chunk_length(self, steps_left: int, total_left: int) -> int:
+        """Steps of the next compiled call: up to the next host-side boundary.
+
+        Boundaries: the end of the epoch (always), a checkpoint, a ladder
+        adaptation, every step when there are step callbacks (unless
+        `steps_per_call` says otherwise), about 50 updates of the progress
+        bar over the run, and `steps_per_call`.
+        """
+        n = steps_left
+        if self.steps_per_call is not None:
+            n = min(n, self.steps_per_call)
+        elif self.step_callbacks:
+            n = 1
+        every = [getattr(self.negative, "adapt_every", 0)]
+        if self.checkpoint_dir is not None:
+            every.append(self.checkpoint_every)
+        for e in every:
+            if e:
+                n = min(n, e - self.step % e)
+        if self.progress:
+            n = min(n, max(1, math.ceil(total_left / 50)))
+        return n
+
+    def _device_data(self, train: np.ndarray):
+        """The training data on the device, uploaded once for equal data."""
+        cached = self._data_cache
+        if (
+            cached is not None
+            and cached[0].shape == train.shape
+            and np.array_equal(cached[0], train)
+        ):
+            return cached[1]
+        placed = self.placement.replicate(jnp.asarray(train))
+        self._data_cache = (train, placed)
+        return placed
+
     def fit(
         self, train_data, epochs: int, batch_size: int, eval_data=None, resume: bool = False
     ) -> dict[str, list[float]]:
         """Train until `epochs` passes over the data are done; returns the history.
+
+        Steps run in compiled chunks of up to an epoch (see `steps_per_call`);
+        the result is the same whatever the chunk lengths. Calling `fit` once
+        per epoch, `trainer.fit(data, epochs=trainer.epoch + 1, ...)`, costs one
+        compiled call per epoch: the program, the data on the device and the
+        persistent chains are reused between calls.
 
         Args:
             train_data: (n, n_data) vectors in the model's domain.
@@ -383,6 +500,7 @@ class Trainer:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
         if batch_size > len(train):
             raise ValueError(f"batch_size {batch_size} exceeds the {len(train)} training vectors")
+        epochs, batch_size = int(epochs), int(batch_size)
         steps_per_epoch = len(train) // batch_size
         if resume:
             self.restore_checkpoint()
@@ -391,7 +509,7 @@ class Trainer:
                 f"this trainer has already run {self.epoch} epochs and fit(epochs=...) counts the "
                 f"total: pass epochs > {self.epoch} to train more"
             )
-        if self.placement is None:  # resolved once, so the compiled step stays warm
+        if self.placement is None:  # resolved once, so the compiled program stays warm
             chains = max(batch_size, getattr(self.negative, "n_chains", 0))
             self.placement = device_lib.resolve(
                 self.device, n_chains=chains, n_variables=self.model.n_variables
@@ -399,45 +517,33 @@ class Trainer:
         self.negative_state = device_lib.place_training(
             self.placement, self.model, self.optimizer, self.negative_state, batch_size
         )
+        data = self._device_data(train)
+        total = max(epochs - self.epoch, 0) * steps_per_epoch - (self.step - self._epoch_start_step)
         bar = _progress(max(epochs - self.epoch, 0) * steps_per_epoch, self.progress, "training")
         if bar is not None:
             bar.update(self.step - self._epoch_start_step)
         try:
-            while self.epoch < int(epochs):
-                order = epoch_order(len(train), self.seed, self.epoch)
-                losses = self._epoch_losses
-                for i in range(self.step - self._epoch_start_step, steps_per_epoch):
-                    batch = jnp.asarray(train[order[i * batch_size : (i + 1) * batch_size]])
-                    batch = self.placement.shard_chains(batch)
-                    loss, finite, state = _train_step(
-                        self.model,
-                        self.optimizer,
-                        self.negative,
-                        self.negative_state,
-                        jax.random.fold_in(self.key, self.step),
-                        batch,
-                        self.placement.chain_sharding,
-                    )
-                    if not bool(finite):
-                        raise TrainingDiverged(
-                            f"loss or parameters became NaN/inf at epoch {self.epoch}, step "
-                            f"{self.step} (loss {float(loss)}); lower the learning rate. The "
-                            "model holds the diverged values; earlier checkpoints are untouched."
-                        )
-                    self.negative_state = state
-                    self.step += 1
-                    adapt_every = getattr(self.negative, "adapt_every", 0)
-                    if adapt_every and self.step % adapt_every == 0:
-                        self.negative_state = self.negative.adapt(self.negative_state)
-                    losses.append(float(loss))
+            while self.epoch < epochs:
+                order = self.placement.replicate(
+                    jnp.asarray(epoch_order(len(train), self.seed, self.epoch), jnp.int32)
+                )
+                losses = np.zeros(steps_per_epoch, np.float32)
+                done = self.step - self._epoch_start_step
+                losses[: len(self._epoch_losses)] = self._epoch_losses
+                losses = jnp.asarray(losses)
+                while done < steps_per_epoch:
+                    n = self._chunk_length(steps_per_epoch - done, total)
+                    losses = self._run_chunk(data, order, losses, batch_size, done, n)
+                    done += n
+                    total -= n
+                    last = self._epoch_losses[-1]
                     if bar is not None:
-                        bar.update(1)
-                        bar.set_postfix(epoch=self.epoch, loss=f"{losses[-1]:.4f}")
-                    if self.step % self.checkpoint_every == 0:
-                        self.save_checkpoint()
-                    for callback in self.step_callbacks:
-                        callback(self, self.step, losses[-1])
-                logs = {"loss": float(np.mean(losses)) if losses else math.nan}
+                        bar.update(n)
+                        bar.set_postfix(epoch=self.epoch, loss=f"{last:.4f}")
+                    self._at_boundary(last)
+                logs = {
+                    "loss": float(np.mean(self._epoch_losses)) if self._epoch_losses else math.nan
+                }
                 if self.eval_every and (self.epoch + 1) % self.eval_every == 0:
                     log_z = None if self.log_likelihood == "none" else self.log_partition()
                     logs.update(self.evaluate(train, "train", log_z))
@@ -455,3 +561,43 @@ class Trainer:
             if bar is not None:
                 bar.close()
         return self.history
+
+    def _run_chunk(self, data, order, losses, batch_size: int, start: int, n: int):
+        """Run `n` steps from step `start` of the epoch in one compiled call.
+
+        Merges the results into the model, the optimizer and the negative
+        state; returns the epoch's loss buffer.
+
+        Raises:
+            TrainingDiverged: a step gave a NaN/inf loss or parameter; the model
+                then holds the values of that step.
+        """
+        graphdef, state = nnx.split((self.model, self.optimizer))
+        state, self.negative_state, losses, ran, finite = _train_chunk(
+            graphdef, self.negative, self.placement.chain_sharding, batch_size, state,
+            self.negative_state, self.key, data, order, losses,
+            jnp.int32(self.step), jnp.int32(start), jnp.int32(n),
+        )  # fmt: skip
+        nnx.update((self.model, self.optimizer), state)
+        ran = int(ran)
+        values = np.asarray(losses[start : start + ran], np.float64)
+        if not bool(finite):
+            self.step += ran - 1
+            raise TrainingDiverged(
+                f"loss or parameters became NaN/inf at epoch {self.epoch}, step {self.step} "
+                f"(loss {values[-1]}); lower the learning rate. The model holds the diverged "
+                "values; earlier checkpoints are untouched."
+            )
+        self.step += ran
+        self._epoch_losses.extend(values.tolist())
+        return losses
+
+    def _at_boundary(self, loss: float) -> None:
+        """Host-side work after a chunk: ladder adaptation, checkpoint, step callbacks."""
+        adapt_every = getattr(self.negative, "adapt_every", 0)
+        if adapt_every and self.step % adapt_every == 0:
+            self.negative_state = self.negative.adapt(self.negative_state)
+        if self.step % self.checkpoint_every == 0:
+            self.save_checkpoint()
+        for callback in self.step_callbacks:
+            callback(self, self.step, loss)
