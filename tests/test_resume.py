@@ -16,29 +16,37 @@ CHILD = r"""
 import sys, numpy as np, optax, hamon_nnx as hn
 from flax import nnx
 out, ckpt, resume = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
+steps_per_call = None if sys.argv[4] == "auto" else int(sys.argv[4])
 data = np.tile(hn.data.bars_and_stripes(3), (6, 1))
 rbm = hn.RBM(9, 6, rngs=nnx.Rngs(0), init_scale=0.1)
 report = lambda trainer, step, loss: print(step, flush=True)
 trainer = hn.Trainer(rbm, optax.adam(0.03), negative=hn.PCD(16), checkpoint_dir=ckpt or None,
-                     checkpoint_every=4, seed=3, step_callbacks=[report], progress=False)
+                     checkpoint_every=4, seed=3, step_callbacks=[report], progress=False,
+                     steps_per_call=steps_per_call)
 trainer.fit(data, epochs=10, batch_size=14, resume=resume)
 np.save(out, np.asarray(rbm.W[...]))
 """
 
 
-def child(tmp_path, out, ckpt="", resume=False):
+def child(tmp_path, out, ckpt="", resume=False, steps_per_call="auto"):
+    args = [str(tmp_path / out), ckpt, "1" if resume else "0", steps_per_call]
     return subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(tmp_path / out), ckpt, "1" if resume else "0"],
+        [sys.executable, "-c", CHILD, *args],
         stdout=subprocess.PIPE,
         text=True,
     )
 
 
 @pytest.mark.slow
-def test_sigkill_mid_training_then_resume_is_bit_identical(tmp_path):
+@pytest.mark.parametrize(
+    ("steps_per_call", "first"), [("auto", 25), ("3", 27)], ids=["every-step", "chunks-of-3"]
+)
+def test_sigkill_mid_training_then_resume_is_bit_identical(tmp_path, steps_per_call, first):
+    """Chunks of 3 end at 3, 4, 6, 8, 9, 12, ... (checkpoints every 4 steps):
+    the resumed run starts at the checkpoint of step 24 and reports at 27."""
     reference = child(tmp_path, "reference.npy")
     ckpt = str(tmp_path / "ckpt")
-    victim = child(tmp_path, "victim.npy", ckpt)
+    victim = child(tmp_path, "victim.npy", ckpt, steps_per_call=steps_per_call)
     for line in victim.stdout:
         if int(line) >= 27:  # past the checkpoint at step 24, before the one at 28
             os.kill(victim.pid, signal.SIGKILL)
@@ -46,10 +54,10 @@ def test_sigkill_mid_training_then_resume_is_bit_identical(tmp_path):
     victim.wait()
     assert victim.returncode == -signal.SIGKILL
     assert not (tmp_path / "victim.npy").exists()
-    resumed = child(tmp_path, "victim.npy", ckpt, resume=True)
+    resumed = child(tmp_path, "victim.npy", ckpt, resume=True, steps_per_call=steps_per_call)
     steps = [int(line) for line in resumed.stdout]
     assert resumed.wait() == 0 and reference.wait() == 0
-    assert steps[0] == 25, "the resumed run continues after the last checkpoint"
+    assert steps[0] == first, "the resumed run continues after the last checkpoint"
     np.testing.assert_array_equal(
         np.load(tmp_path / "victim.npy"), np.load(tmp_path / "reference.npy")
     )

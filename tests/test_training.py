@@ -284,3 +284,129 @@ def test_exact_negative_trains_models_that_reorder_their_variables(model):
     trainer = hn.Trainer(model, optax.adam(0.05), negative=hn.ExactNegative(), progress=False)
     trainer.fit(data, epochs=5, batch_size=len(data))
     assert hn.training.exact_log_likelihood(model, data) > before + 0.1
+
+
+# -- compiled chunks of steps -------------------------------------------------
+
+
+def chunked_run(negative, steps_per_call, epochs=3, **kw):
+    data = np.tile(bars_and_stripes(3), (3, 1))  # 42 vectors: 6 steps of 7 an epoch
+    rbm = hn.RBM(9, 5, rngs=nnx.Rngs(0), init_scale=0.1)
+    trainer = hn.Trainer(
+        rbm, optax.adam(0.05), negative=negative, seed=4, eval_every=0, progress=False,
+        steps_per_call=steps_per_call, **kw,
+    )  # fmt: skip
+    trainer.fit(data, epochs=epochs, batch_size=7)
+    return trainer
+
+
+@pytest.mark.parametrize(
+    "make_negative",
+    [lambda: hn.PCD(16, 2), lambda: hn.CD(3), lambda: hn.NRPTNegative(4, rounds=3, adapt_every=4)],
+    ids=["pcd", "cd", "nrpt"],
+)
+def test_the_chunk_length_does_not_change_the_result(make_negative):
+    runs = [chunked_run(make_negative(), n) for n in (1, 7, None)]
+    for other in runs[1:]:
+        for name in ("W", "visible_bias", "hidden_bias"):
+            np.testing.assert_array_equal(
+                np.asarray(getattr(other.model, name)[...]),
+                np.asarray(getattr(runs[0].model, name)[...]),
+            )
+        assert other.history["loss"] == runs[0].history["loss"]
+        for a, b in zip(
+            jax.tree.leaves(other.negative_state),
+            jax.tree.leaves(runs[0].negative_state),
+            strict=True,
+        ):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_new_lengths_and_chunk_sizes_do_not_retrace():
+    trainer = chunked_run(hn.PCD(16, 1), None, epochs=1)
+    traces = trainer_module.TRACE_COUNT
+    data = np.tile(bars_and_stripes(3), (3, 1))
+    trainer.fit(data, epochs=4, batch_size=7)  # three more epochs, one call each
+    trainer.steps_per_call = 4
+    trainer.fit(data, epochs=5, batch_size=7)  # chunks of 4 and 2
+    for _ in range(2):  # training by hand, one epoch per call
+        trainer.fit(data, epochs=trainer.epoch + 1, batch_size=7)
+    assert trainer_module.TRACE_COUNT == traces
+    assert trainer.step == 7 * 6
+
+
+def test_one_compiled_call_per_epoch_by_default(monkeypatch):
+    calls = []
+    original = trainer_module._train_chunk
+
+    def counting(*args):
+        calls.append(int(args[-1]))
+        return original(*args)
+
+    monkeypatch.setattr(trainer_module, "_train_chunk", counting)
+    chunked_run(hn.PCD(16, 1), None, epochs=3)
+    assert calls == [6, 6, 6]
+    calls.clear()
+    chunked_run(hn.PCD(16, 1), None, epochs=1, step_callbacks=[lambda *a: None])
+    assert calls == [1] * 6, "step callbacks see every step"
+    calls.clear()
+    chunked_run(hn.NRPTNegative(4, rounds=2, adapt_every=4), None, epochs=2)
+    assert calls == [4, 2, 2, 4], "chunks end where the ladder adapts"
+
+
+def test_divergence_inside_a_chunk_names_its_step():
+    blow_up = optax.chain(
+        optax.sgd(0.1), optax.scale_by_schedule(lambda t: jnp.where(t >= 8, jnp.nan, 1.0))
+    )
+    for steps_per_call in (None, 1):
+        rbm = hn.RBM(9, 5, rngs=nnx.Rngs(0), init_scale=0.1)
+        trainer = hn.Trainer(
+            rbm, blow_up, negative=hn.CD(1), progress=False, steps_per_call=steps_per_call
+        )
+        with pytest.raises(hn.training.TrainingDiverged, match="NaN/inf at epoch 1, step 8"):
+            trainer.fit(np.tile(bars_and_stripes(3), (3, 1)), epochs=3, batch_size=7)
+        assert trainer.step == 8
+        assert not np.all(np.isfinite(np.asarray(rbm.W[...]))), "the model holds step 8's values"
+
+
+def test_steps_per_call_is_checked():
+    rbm = hn.RBM(4, 2, rngs=nnx.Rngs(0))
+    for bad in (0, 2.5, True):
+        with pytest.raises(ValueError, match="steps_per_call"):
+            hn.Trainer(rbm, optax.sgd(0.1), steps_per_call=bad)
+
+
+def large_products(negative, nv=40, nh=30, batch=20) -> int:
+    """Matrix products of the RBM's size in one compiled training step."""
+    rbm = hn.RBM(nv, nh, rngs=nnx.Rngs(0))
+    trainer = hn.Trainer(rbm, optax.adam(1e-3), negative=negative, progress=False)
+    graphdef, state = nnx.split((trainer.model, trainer.optimizer))
+    data = jnp.zeros((3 * batch, nv), jnp.int8)
+    hlo = (
+        trainer_module._train_chunk.lower(
+            graphdef,
+            negative,
+            None,
+            batch,
+            state,
+            trainer.negative_state,
+            trainer.key,
+            data,
+            jnp.arange(3 * batch, dtype=jnp.int32),
+            jnp.zeros(3, jnp.float32),
+            jnp.int32(0),
+            jnp.int32(0),
+            jnp.int32(1),
+        )  # fmt: skip
+        .compile()
+        .as_text()
+    )
+    shapes = {f"f32[{a},{b}]" for a, b in ((batch, nh), (batch, nv), (nv, nh), (nh, nv))}
+    return sum(1 for line in hlo.splitlines() if " dot(" in line and any(s in line for s in shapes))
+
+
+@pytest.mark.parametrize("negative", [hn.CD(1), hn.PCD(20, 1)], ids=["cd1", "pcd1"])
+def test_an_rbm_step_makes_five_matrix_products(negative):
+    """h|v_data, v|h, h|v_model and the two outer products: the hidden logits of
+    the data and of the negatives are shared between sampling and gradient."""
+    assert large_products(negative) == 5
