@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/train_rbm.py > train_rbm.json             # 20 s budget per run
     .venv/bin/python benchmarks/train_rbm.py --quick > train_rbm.json     # 5 s budget per run
+    .venv/bin/python benchmarks/train_rbm.py --new-user-only > new_user.json   # that run alone
 
 ONE JSON document goes to stdout, progress to stderr. Everything runs in one
 process, on the same data: ``hn.data.digits()`` (pixels >= 8 become 1, fixed
@@ -77,6 +78,24 @@ touched within the budget. Targets of the issue, with met true/false:
   3. PCD vs NRPT at equal wall time: NRPT's LL at the budget >= PCD's
      (best learning rate each; one seed, so differences of a few hundredths
      of a nat are within noise).
+
+The new user (``new_user`` in the JSON; on by default, ``--no-new-user`` skips
+it, ``--new-user-only`` runs it alone, ``--new-user-budget`` defaults to
+``--budget``). Stock settings and nothing tuned: ``rbm = hn.RBM(64, 16,
+rngs=nnx.Rngs(0))`` (no ``init_visible_bias``), ``trainer = hn.Trainer(rbm,
+optax.adam(lr), negative=hn.PCD(n_chains=128, k=1), eval_every=0,
+log_likelihood="none", progress=False)``, then ``trainer.fit(ds.train,
+epochs=trainer.epoch + 1, batch_size=32)`` until the training clock (as
+above: compilation included, evaluation excluded) passes the budget, the test
+LL recorded about every second; lr in {1e-3, 3e-3, 1e-2}. Against
+scikit-learn's BernoulliRBM at the same batch size 32, driven as above, at
+each lr of ``--new-user-sklearn-lrs`` (0.003, 0.01, 0.05, 0.1: its grid above
+plus a smaller one, as 0.01 was best at batch 32 in development). The best
+learning rate of each library is the one with the highest test LL at the
+budget (flagged when it lies at the edge of its grid). Reported: both LLs at
+the budget, whether hamon-nnx's is higher, and the training-clock time at
+which the best hamon-nnx run first reaches scikit-learn's LL at the budget
+(and whether that is within budget / 3).
 """
 
 from __future__ import annotations
@@ -108,6 +127,10 @@ CEILING_STEPS = 1500
 STEPS_PER_CALL = 25  # training steps per Trainer.fit call
 SPEEDUP = 3.0
 BUDGET_SLACK = 0.01  # a checkpoint up to 1% past a time still counts as "at" it
+NEW_USER_LRS = (1e-3, 3e-3, 1e-2)  # the new-user run: adam lrs, PCD(128, 1), batch 32
+NEW_USER_BATCH = 32
+NEW_USER_CHAINS = 128
+NEW_USER_SKLEARN_LRS = (0.003, 0.01, 0.05, 0.1)  # at batch 32 the best was 0.01 in development
 
 
 def log(*args) -> None:
@@ -146,18 +169,42 @@ def parse_args(argv=None):
     p.add_argument(
         "--sklearn-lrs", default=",".join(map(str, SKLEARN_LRS)), help="scikit-learn lrs"
     )
+    p.add_argument(
+        "--new-user",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also run the new-user experiment (PCD(128, 1), batch 32, no bias init)",
+    )
+    p.add_argument("--new-user-only", action="store_true", help="run only the new-user experiment")
+    p.add_argument(
+        "--new-user-budget",
+        type=float,
+        default=None,
+        help="training seconds per new-user run (default: --budget)",
+    )
+    p.add_argument(
+        "--new-user-sklearn-lrs",
+        default=",".join(map(str, NEW_USER_SKLEARN_LRS)),
+        help="scikit-learn lrs of the new-user comparison (batch 32)",
+    )
     args = p.parse_args(argv)
     if args.quick:
         args.budget = 5.0
         args.ceiling_steps = min(args.ceiling_steps, 200)
-    if not args.budget > 0:
-        p.error("--budget must be > 0")
+    if args.new_user_budget is None:
+        args.new_user_budget = args.budget
+    args.new_user = args.new_user or args.new_user_only
+    if not args.budget > 0 or not args.new_user_budget > 0:
+        p.error("--budget and --new-user-budget must be > 0")
     args.negatives = [s.strip() for s in args.negatives.split(",") if s.strip()]
     bad = [s for s in args.negatives if s not in NEGATIVES]
     if bad:
         p.error(f"unknown negatives {bad}; choose from {NEGATIVES}")
     args.lrs = [float(s) for s in args.lrs.split(",") if s.strip()]
     args.sklearn_lrs = [float(s) for s in args.sklearn_lrs.split(",") if s.strip()]
+    args.new_user_sklearn_lrs = [
+        float(s) for s in args.new_user_sklearn_lrs.split(",") if s.strip()
+    ]
     return args
 
 
@@ -286,15 +333,15 @@ def sklearn_epoch_costs(X, seed, repeats=3) -> dict:
     return out
 
 
-def run_sklearn(ds, lr, seed, budget, loop) -> dict:
+def run_sklearn(ds, lr, seed, budget, loop, batch_size=SKLEARN_BATCH) -> dict:
     from sklearn.neural_network import BernoulliRBM
 
     X = ds.train.astype(np.float64)
-    slices = sklearn_slices(len(X), SKLEARN_BATCH)
+    slices = sklearn_slices(len(X), batch_size)
     sk = BernoulliRBM(
         n_components=N_HIDDEN,
         learning_rate=lr,
-        batch_size=SKLEARN_BATCH,
+        batch_size=batch_size,
         n_iter=1,
         random_state=seed,
     )
@@ -326,7 +373,7 @@ def run_sklearn(ds, lr, seed, budget, loop) -> dict:
     return {
         "sk": sk,
         "learning_rate": lr,
-        "batch_size": SKLEARN_BATCH,
+        "batch_size": batch_size,
         "steps": steps,
         "epochs": round(epoch + i / len(slices), 3),
         "curve": curve,
@@ -467,6 +514,125 @@ def run_ceiling(ds, seed, steps, lr=CEILING_LR, every=50) -> dict:
     }
 
 
+# -- the new user ------------------------------------------------------------
+def run_new_user(ds, lr, budget) -> dict:
+    """What a new user writes: default RBM, adam(lr), PCD(128, 1), batch 32, one epoch a call.
+
+    No visible-bias initialisation, the Trainer's defaults otherwise (seed 0,
+    steps_per_call automatic). Clock as in `run_hamon`: construction and
+    `fit` calls (compilation included), stopped while the test LL is taken.
+    """
+    import optax
+    from flax import nnx
+
+    import hamon_nnx as hn
+
+    t0 = time.perf_counter()
+    rbm = hn.RBM(64, 16, rngs=nnx.Rngs(0))
+    trainer = hn.Trainer(
+        rbm,
+        optax.adam(lr),
+        negative=hn.PCD(n_chains=NEW_USER_CHAINS, k=1),
+        eval_every=0,
+        log_likelihood="none",
+        progress=False,
+    )
+    clock = time.perf_counter() - t0
+    curve = [{"t": clock, "ll": hn.training.exact_log_likelihood(rbm, ds.test), "epoch": 0}]
+    next_ck, dt, diverged = CHECKPOINT_EVERY_S, 0.0, None
+    while clock < budget:
+        t0 = time.perf_counter()
+        try:
+            trainer.fit(ds.train, epochs=trainer.epoch + 1, batch_size=NEW_USER_BATCH)
+        except hn.training.TrainingDiverged as err:
+            diverged = str(err)
+            log(f"  diverged: {err}")
+        dt = time.perf_counter() - t0
+        clock += dt
+        if diverged or clock >= next_ck or clock >= budget or clock + dt >= budget:
+            ll = hn.training.exact_log_likelihood(rbm, ds.test)
+            curve.append({"t": clock, "ll": ll, "epoch": trainer.epoch})
+            next_ck = clock + CHECKPOINT_EVERY_S
+        if diverged:
+            break
+    return {
+        "label": f"hamon new-user lr={lr}",
+        "negative": repr(trainer.negative),
+        "learning_rate": lr,
+        "optimizer": "adam",
+        "batch_size": NEW_USER_BATCH,
+        "init_visible_bias": False,
+        "epochs": trainer.epoch,
+        "steps": trainer.step,
+        "diverged": diverged,
+        "curve": curve,
+    }
+
+
+def new_user_experiment(ds, args) -> dict:
+    """hamon-nnx as a new user runs it vs scikit-learn at batch 32, best lr of each."""
+    budget = args.new_user_budget
+    sk_runs, hn_runs = [], []
+    for lr in args.new_user_sklearn_lrs:
+        log(f"new user: scikit-learn lr={lr} batch_size={NEW_USER_BATCH} ...")
+        run = run_sklearn(ds, lr, args.seed, budget, args.sklearn_loop, NEW_USER_BATCH)
+        run.pop("sk")
+        run["label"] = f"sklearn lr={lr} batch_size={NEW_USER_BATCH}"
+        sk_runs.append(run)
+    for lr in NEW_USER_LRS:
+        log(f"new user: hamon-nnx PCD({NEW_USER_CHAINS}, 1) adam lr={lr} batch 32 ...")
+        hn_runs.append(run_new_user(ds, lr, budget))
+    for run in sk_runs + hn_runs:
+        run.update(summarise(run["curve"], budget))
+        log(f"  {run['label']}: {run['steps']} steps, LL at budget {run['ll_at_budget']}")
+
+    def best_of(runs):
+        ok = [r for r in runs if r["ll_at_budget"] is not None]
+        return max(ok, key=lambda r: r["ll_at_budget"]) if ok else None
+
+    sk, hn_ = best_of(sk_runs), best_of(hn_runs)
+    sk_ll = sk["ll_at_budget"] if sk else None
+    reach = time_to_reach(hn_["curve"], sk_ll) if hn_ and sk_ll is not None else None
+    for run in sk_runs + hn_runs:
+        run["curve"] = round_curve(run["curve"])
+    return {
+        "description": (
+            "hn.RBM(64, 16, rngs=nnx.Rngs(0)) trained by hn.Trainer(rbm, optax.adam(lr), "
+            f"negative=hn.PCD(n_chains={NEW_USER_CHAINS}, k=1), eval_every=0, "
+            'log_likelihood="none", progress=False), fit(train, epochs=trainer.epoch + 1, '
+            f"batch_size={NEW_USER_BATCH}) until the training clock passes the budget, no "
+            "init_visible_bias; scikit-learn BernoulliRBM at the same batch size; the best "
+            "learning rate of each by the test LL at the budget"
+        ),
+        "budget_s": budget,
+        "hamon_learning_rates": list(NEW_USER_LRS),
+        "sklearn_learning_rates": args.new_user_sklearn_lrs,
+        "best_lr_at_grid_edge": {
+            "hamon": bool(hn_ and hn_["learning_rate"] in (min(NEW_USER_LRS), max(NEW_USER_LRS))),
+            "sklearn": bool(
+                sk
+                and len(sk_runs) > 1
+                and sk["learning_rate"]
+                in (min(args.new_user_sklearn_lrs), max(args.new_user_sklearn_lrs))
+            ),
+        },
+        "hamon_best_run": hn_["label"] if hn_ else None,
+        "hamon_ll_at_budget": hn_["ll_at_budget"] if hn_ else None,
+        "hamon_median_ll_last3_at_budget": hn_["median_ll_last3_at_budget"] if hn_ else None,
+        "sklearn_best_run": sk["label"] if sk else None,
+        "sklearn_ll_at_budget": sk_ll,
+        "sklearn_median_ll_last3_at_budget": sk["median_ll_last3_at_budget"] if sk else None,
+        "hamon_beats_sklearn": bool(hn_ and sk and hn_["ll_at_budget"] > sk_ll),
+        "hamon_time_to_sklearn_ll_s": r4(reach),
+        "deadline_s": r4(budget / SPEEDUP),
+        "hamon_reaches_sklearn_ll_by_deadline": bool(
+            reach is not None and reach <= budget / SPEEDUP
+        ),
+        "sklearn_runs": sk_runs,
+        "hamon_runs": hn_runs,
+    }
+
+
 # -- main --------------------------------------------------------------------
 def versions() -> dict:
     import flax
@@ -494,6 +660,29 @@ def round_curve(curve):
     return [{k: r4(v) if isinstance(v, float) else v for k, v in p.items()} for p in curve]
 
 
+def new_user_only_doc(args, ds, t_start) -> dict:
+    """The JSON document of --new-user-only: the new-user experiment alone."""
+    return {
+        "benchmark": "train_rbm",
+        "description": (
+            "RBM 64x16 on binarized 8x8 digits: the new-user experiment alone "
+            "(hamon-nnx PCD(128, 1) at batch 32 vs scikit-learn BernoulliRBM at batch 32)"
+        ),
+        "config": {
+            "new_user_budget_s": args.new_user_budget,
+            "seed": args.seed,
+            "quick": args.quick,
+            "n_hidden": N_HIDDEN,
+            "sklearn_loop": args.sklearn_loop,
+            "checkpoint_every_s": CHECKPOINT_EVERY_S,
+        },
+        "environment": versions(),
+        "data": {"name": ds.name, "n_train": int(len(ds.train)), "n_test": int(len(ds.test))},
+        "new_user": new_user_experiment(ds, args),
+        "total_seconds": r4(time.perf_counter() - t_start),
+    }
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     t_start = time.perf_counter()
@@ -502,6 +691,9 @@ def main(argv=None) -> int:
     budget = args.budget
     ds = hn.data.digits()
     log(f"data: {ds}; budget {budget} s per run")
+    if args.new_user_only:
+        print(json.dumps(new_user_only_doc(args, ds, t_start), indent=1))
+        return 0
 
     # -- scikit-learn ---------------------------------------------------------
     sk_runs = []
@@ -554,6 +746,7 @@ def main(argv=None) -> int:
             hn_runs.append(run)
     for run in sk_runs:
         run.update(summarise(run["curve"], budget, thresholds))
+    new_user = new_user_experiment(ds, args) if args.new_user else None
 
     # -- per method: the best learning rate of each ------------------------------
     def best_of(runs):
@@ -731,6 +924,7 @@ def main(argv=None) -> int:
         },
         "hamon": {"runs": hn_runs},
         "ceiling": ceiling,
+        "new_user": new_user,
         "notes": [
             "t: training clock (construction + training calls), stopped while the test LL is "
             "evaluated; for hamon-nnx it includes compilation but not the per-epoch metrics "

@@ -410,3 +410,25 @@ def test_an_rbm_step_makes_five_matrix_products(negative):
     """h|v_data, v|h, h|v_model and the two outer products: the hidden logits of
     the data and of the negatives are shared between sampling and gradient."""
     assert large_products(negative) == 5
+
+
+def test_rbm_closed_form_gradient_equals_autodiff():
+    model = small_rbm(7, nv=6, nh=4)
+    g = np.random.default_rng(8)
+    data = jnp.asarray(g.integers(0, 2, size=(10, 6)), jnp.int8)
+    negatives = jnp.asarray(g.integers(0, 2, size=(14, 6)), jnp.int8)
+    loss, grads = model.contrastive_gradient(data, negatives)
+    want_loss, want = nnx.value_and_grad(
+        lambda m: hn.training.contrastive_loss(m, data, negatives)
+    )(model)
+    assert float(loss) == pytest.approx(float(want_loss), rel=1e-6)
+    got = dict(nnx.to_flat_state(grads))
+    for k, v in nnx.to_flat_state(want):
+        np.testing.assert_allclose(np.asarray(got[k]), np.asarray(v), rtol=1e-5, atol=1e-6)
+
+    class OwnFreeEnergy(hn.RBM):
+        def free_energy(self, v):
+            return 2.0 * super().free_energy(v)
+
+    other = OwnFreeEnergy(6, 4, rngs=nnx.Rngs(0))
+    assert other.contrastive_gradient(data, negatives) is None, "autodiff for a changed energy"

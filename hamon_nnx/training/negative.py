@@ -27,6 +27,23 @@ from ..core import gibbs, schedule, tempering
 from .losses import exact_loss, n_data_variables, visible
 
 
+class _Settings:
+    """Negative phases compare and hash by their settings.
+
+    The compiled training program is cached on the negative phase (a static
+    argument), so two equal phases, e.g. `CD(1)` made twice, share it.
+    """
+
+    def _settings(self) -> tuple:
+        return tuple(sorted(vars(self).items()))
+
+    def __eq__(self, other) -> bool:
+        return type(other) is type(self) and other._settings() == self._settings()
+
+    def __hash__(self) -> int:
+        return hash((type(self), self._settings()))
+
+
 def _check_int(name: str, value, minimum: int) -> int:
     if isinstance(value, bool) or int(value) != value or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
@@ -82,7 +99,7 @@ def start_from_data(model, key, batch):
     return x
 
 
-class CD:
+class CD(_Settings):
     """Contrastive divergence: k sweeps from the data batch.
 
     Example:
@@ -105,7 +122,7 @@ class CD:
         return f"CD(k={self.k})"
 
 
-class PCD:
+class PCD(_Settings):
     """Persistent contrastive divergence: n_chains chains, k sweeps per step.
 
     Example:
@@ -132,7 +149,7 @@ class NRPTNegativeState(NamedTuple):
     tempering: tempering.NRPTState
 
 
-class NRPTNegative:
+class NRPTNegative(_Settings):
     """Persistent NRPT ladders; their beta = 1 chains supply the negatives.
 
     Args:
@@ -202,7 +219,7 @@ class NRPTNegative:
         )
 
 
-class ExactNegative:
+class ExactNegative(_Settings):
     """No sampling: the exact log-likelihood gradient by enumeration.
 
     For small models (an RBM with at most 16 units on its smaller side, or a

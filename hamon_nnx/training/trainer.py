@@ -51,14 +51,25 @@ def _one_step(graphdef, negative, chain_sharding, state, negative_state, key, ba
     # sampling runs sharded; the gradient sums the batch in one order on every
     # device, so sharded training gives the same parameters bit for bit
     negatives, batch = device_lib.replicate_within((negatives, batch), chain_sharding)
-    loss_fn = getattr(negative, "loss", contrastive_loss)
-    loss, grads = nnx.value_and_grad(lambda m: loss_fn(m, batch, negatives))(model)
+    loss, grads = _loss_and_gradient(model, negative, batch, negatives)
     with jax.numpy_dtype_promotion("standard"):  # optax mixes int counters and floats
         optimizer.update(model, grads)
     finite = jnp.isfinite(loss)
     for leaf in jax.tree.leaves(nnx.state(model, nnx.Param)):
         finite = finite & jnp.all(jnp.isfinite(leaf))
     return nnx.state((model, optimizer)), negative_state, loss, finite
+
+
+def _loss_and_gradient(model, negative, batch, negatives):
+    """The negative phase's own loss, the model's closed-form gradient, or autodiff."""
+    loss_fn = getattr(negative, "loss", None)
+    if loss_fn is None:
+        closed_form = getattr(model, "contrastive_gradient", None)
+        result = None if closed_form is None else closed_form(batch, negatives)
+        if result is not None:
+            return result
+        loss_fn = contrastive_loss
+    return nnx.value_and_grad(lambda m: loss_fn(m, batch, negatives))(model)
 
 
 @partial(jax.jit, static_argnums=(0, 1, 2, 3))
