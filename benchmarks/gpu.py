@@ -22,6 +22,9 @@ rewritten after every section, so a run cut short keeps what it measured.
 * ising_breakdown: one L = 1024 sweep split into its neighbour-field part
   and its random-bit part, to show where the time goes;
 * rbm: an RBM 784x500 sweep against its two matrix products alone;
+* training: `benchmarks/train_speed.py`'s workload (b) on the GPU: an RBM
+  784x500 trained by `hn.Trainer` (CD-1 and PCD-1, batch 100) against the
+  step's five matrix products alone (target: at most 1.3x);
 * crossover: `benchmarks/device_crossover.py`, the measured CPU/GPU
   threshold for `device="auto"` (HAMON_DEVICE_THRESHOLD);
 * routing: what "auto" chooses at a few work sizes, and whether CPU and GPU
@@ -362,6 +365,16 @@ def main(argv=None) -> int:
     section("ising", ising_rows)
     section("ising_breakdown", lambda: ising_breakdown(256 if args.quick else 1024))
     section("rbm", lambda: [rbm(c, 20 if args.quick else 50) for c in (512, 4096)])
+
+    def training():
+        import types
+
+        import train_speed
+
+        blocks = types.SimpleNamespace(block=0.5 if args.quick else 2.0, repeats=3)
+        return train_speed.workload_b(blocks)
+
+    section("training", training)
 
     def crossover():
         import device_crossover

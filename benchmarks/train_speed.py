@@ -18,14 +18,16 @@ call). The first ``fit`` (compilation plus one epoch) is reported as
 ``--quick`` 3) are timed, each ended by ``jax.block_until_ready`` on the
 model's state. steps/s = (``trainer.step`` after - before) / seconds; the
 median and the min over the blocks are reported (ms per step from the
-median), with the process CPU time per wall second of each block (about the
+median), with the process CPU time per wall second of each block; the blocks of the
+contenders of a workload are interleaved (one block of each in turn, per repeat) (about the
 number of cores the block got; lower means it competed with other work).
 
 Workloads:
 
 (a) RBM 64x16, batch 32, on the binarized digits ``hn.data.digits().train``
     (1438 x 64, 44 steps an epoch), negative phases ``PCD(n_chains=128, k=1)``
-    and ``CD(k=1)``. Reference: scikit-learn ``BernoulliRBM(n_components=16,
+    and ``CD(k=1)`` (the targets), and ``PCD(n_chains=32, k=1)``, which samples
+    as many chains as scikit-learn's PCD does at batch 32. Reference: scikit-learn ``BernoulliRBM(n_components=16,
     batch_size=32, learning_rate=0.01, n_iter=N, random_state=0)`` on the same
     data as float64: a warm-up ``fit`` (n_iter=1) sets N for a block of about
     ``--block`` seconds, then ``fit`` is timed ``--repeats`` times; steps/s =
@@ -57,6 +59,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import importlib.util
 import json
 import math
 import os
@@ -164,81 +167,101 @@ def summary(steps, seconds, shares) -> dict:
     }
 
 
-def time_trainer(model, negative, data, batch, args) -> dict:
-    """Compile time and steps/s of hn.Trainer.fit on `data` (see the module docstring)."""
-    import jax
-    import optax
-    from flax import nnx
+def measure(contenders: dict, args) -> dict:
+    """Interleaved timing: each repeat times one block of every contender in turn.
 
-    import hamon_nnx as hn
-
-    trainer = hn.Trainer(
-        model,
-        optax.adam(LR),
-        negative=negative,
-        log_likelihood="none",
-        eval_every=0,
-        progress=False,
-    )
-
-    def fit(epochs):
-        trainer.fit(data, epochs=trainer.epoch + epochs, batch_size=batch)
-        jax.block_until_ready(nnx.state(model))
-
-    compile_s, _ = timed(lambda: fit(1))
-    epoch_s, _ = timed(lambda: fit(1))
-    epochs = max(1, math.ceil(args.block / epoch_s))
-    steps, seconds, shares = [], [], []
+    A contender is a function `prepare()` that compiles and warms up, and
+    returns (info dict, block) where `block()` runs one timed block and
+    returns its step count. Interleaving keeps a slow moment of the machine
+    from landing on one contender only, so the ratios are fair.
+    """
+    blocks, out, runs = {}, {}, {}
+    for name, prepare in contenders.items():
+        out[name], blocks[name] = prepare()
+        runs[name] = ([], [], [])
     for _ in range(args.repeats):
-        s0 = trainer.step
-        dt, share = timed(lambda: fit(epochs))
-        steps.append(trainer.step - s0)
-        seconds.append(dt)
-        shares.append(share)
-    out = {"negative": repr(negative), "batch_size": batch, "compile_s": r4(compile_s)}
-    out |= {"epochs_per_block": epochs, "warm_epoch_s": r4(epoch_s)}
-    out |= summary(steps, seconds, shares)
-    log(
-        f"  {out['negative']}: compile {compile_s:.2f} s, {out['steps_per_s_median']} steps/s "
-        f"({out['ms_per_step']} ms/step), cpu/wall {out['cpu_per_wall']}"
-    )
+        for name, block in blocks.items():
+            holder = {}
+            dt, share = timed(lambda block=block, holder=holder: holder.setdefault("n", block()))
+            for values, value in zip(runs[name], (holder["n"], dt, share), strict=True):
+                values.append(value)
+    for name in contenders:
+        out[name] |= summary(*runs[name])
+        log(f"  {name}: {out[name]['steps_per_s_median']} steps/s ({out[name]['ms_per_step']} ms)")
     return out
 
 
-def time_sklearn(X, n_components, batch, args, n_iter=None) -> dict:
-    """steps/s of BernoulliRBM.fit; n_iter None: chosen so a fit lasts about --block s."""
-    from sklearn.neural_network import BernoulliRBM
+def trainer_contender(make_model, negative, data, batch, args):
+    """hn.Trainer.fit as a user calls it: compile call, warm epoch, then blocks."""
 
-    def make(n):
-        return BernoulliRBM(
-            n_components=n_components,
-            batch_size=batch,
-            learning_rate=0.01,
-            n_iter=n,
-            random_state=0,
+    def prepare():
+        import jax
+        import optax
+        from flax import nnx
+
+        import hamon_nnx as hn
+
+        model = make_model()
+        trainer = hn.Trainer(
+            model,
+            optax.adam(LR),
+            negative=negative,
+            log_likelihood="none",
+            eval_every=0,
+            progress=False,
         )
 
-    per_epoch = math.ceil(len(X) / batch)
-    warm = X if n_iter is None else X[: min(len(X), 10 * batch)]
-    warm_s, _ = timed(lambda: make(1).fit(warm))
-    if n_iter is None:
-        n_iter = max(1, math.ceil(args.block / warm_s))
-    steps, seconds, shares = [], [], []
-    for _ in range(args.repeats):
-        dt, share = timed(lambda: make(n_iter).fit(X))
-        steps.append(n_iter * per_epoch)
-        seconds.append(dt)
-        shares.append(share)
-    out = {
-        "call": f"BernoulliRBM(n_components={n_components}, batch_size={batch}, "
-        f"learning_rate=0.01, n_iter={n_iter}, random_state=0).fit(X)",
-        "rows": len(X),
-        "warmup_fit_rows": len(warm),
-        "warmup_fit_s": r4(warm_s),
-    }
-    out |= summary(steps, seconds, shares)
-    log(f"  scikit-learn: {out['steps_per_s_median']} steps/s ({out['ms_per_step']} ms/step)")
-    return out
+        def fit(epochs):
+            s0 = trainer.step
+            trainer.fit(data, epochs=trainer.epoch + epochs, batch_size=batch)
+            jax.block_until_ready(nnx.state(model))
+            return trainer.step - s0
+
+        compile_s, _ = timed(lambda: fit(1))
+        epoch_s, _ = timed(lambda: fit(1))
+        epochs = max(1, math.ceil(args.block / epoch_s))
+        info = {"negative": repr(negative), "batch_size": batch, "compile_s": r4(compile_s)}
+        info |= {"epochs_per_block": epochs, "warm_epoch_s": r4(epoch_s)}
+        log(f"  {info['negative']}: compile {compile_s:.2f} s")
+        return info, lambda: fit(epochs)
+
+    return prepare
+
+
+def sklearn_contender(X, n_components, batch, args, n_iter=None):
+    """BernoulliRBM.fit; n_iter None: chosen so that a fit lasts about --block s."""
+
+    def prepare():
+        from sklearn.neural_network import BernoulliRBM
+
+        def make(n):
+            return BernoulliRBM(
+                n_components=n_components,
+                batch_size=batch,
+                learning_rate=0.01,
+                n_iter=n,
+                random_state=0,
+            )
+
+        per_epoch = math.ceil(len(X) / batch)
+        warm = X if n_iter is None else X[: min(len(X), 10 * batch)]
+        warm_s, _ = timed(lambda: make(1).fit(warm))
+        iters = n_iter or max(1, math.ceil(args.block / warm_s))
+        info = {
+            "call": f"BernoulliRBM(n_components={n_components}, batch_size={batch}, "
+            f"learning_rate=0.01, n_iter={iters}, random_state=0).fit(X)",
+            "rows": len(X),
+            "warmup_fit_rows": len(warm),
+            "warmup_fit_s": r4(warm_s),
+        }
+
+        def block():
+            make(iters).fit(X)
+            return iters * per_epoch
+
+        return info, block
+
+    return prepare
 
 
 # -- (a) RBM 64x16 on digits -----------------------------------------------------
@@ -249,14 +272,20 @@ def workload_a(args) -> dict:
 
     data = hn.data.digits().train
     log(f"(a) RBM 64x16 on digits {data.shape}, batch 32")
-    sk = time_sklearn(data.astype(np.float64), 16, 32, args)
-    runs = {}
-    for name, negative in (("pcd128", hn.PCD(n_chains=128, k=1)), ("cd1", hn.CD(k=1))):
-        rbm = hn.RBM(64, 16, rngs=nnx.Rngs(0))
-        runs[name] = time_trainer(rbm, negative, data, 32, args)
-        ratio = runs[name]["steps_per_s_median"] / sk["steps_per_s_median"]
-        runs[name]["ratio_over_sklearn"] = r4(ratio)
-        log(f"  {name}: hamon / sklearn = {ratio:.2f}")
+    negatives = {
+        "pcd128": hn.PCD(n_chains=128, k=1),
+        "cd1": hn.CD(k=1),
+        "pcd32": hn.PCD(n_chains=32, k=1),  # scikit-learn's own chain count
+    }
+    contenders = {"sklearn": sklearn_contender(data.astype(np.float64), 16, 32, args)}
+    for name, negative in negatives.items():
+        make = lambda: hn.RBM(64, 16, rngs=nnx.Rngs(0))  # noqa: E731
+        contenders[name] = trainer_contender(make, negative, data, 32, args)
+    runs = measure(contenders, args)
+    sk = runs.pop("sklearn")
+    for name, run in runs.items():
+        run["ratio_over_sklearn"] = r4(run["steps_per_s_median"] / sk["steps_per_s_median"])
+        log(f"  {name}: hamon / sklearn = {run['ratio_over_sklearn']}")
     return {"data": {"name": "digits", "shape": list(data.shape)}, "sklearn": sk, "hamon": runs}
 
 
@@ -299,43 +328,41 @@ def matmul_epoch(data, W, b, c, batch):
     return jax.lax.fori_loop(0, n_batches, body, W)
 
 
-def time_matmuls(data, batch, args) -> dict:
-    import functools
+def matmul_contender(data, batch, args):
+    """The step's five matrix products alone (see `matmul_epoch`), timed by epochs."""
 
-    import jax
-    import jax.numpy as jnp
+    def prepare():
+        import functools
 
-    x = jnp.asarray(data, jnp.float32)
-    nv, nh = data.shape[1], 500
-    W = 0.01 * jax.random.normal(jax.random.key(0), (nv, nh), jnp.float32)
-    b, c = jnp.zeros(nv, jnp.float32), jnp.zeros(nh, jnp.float32)
-    epoch = jax.jit(functools.partial(matmul_epoch, batch=batch))
-    state = {"W": W}
+        import jax
+        import jax.numpy as jnp
 
-    def run(epochs):
-        for _ in range(epochs):
-            state["W"] = epoch(x, state["W"], b, c)
-        jax.block_until_ready(state["W"])
+        x = jnp.asarray(data, jnp.float32)
+        nv, nh = data.shape[1], 500
+        W = 0.01 * jax.random.normal(jax.random.key(0), (nv, nh), jnp.float32)
+        b, c = jnp.zeros(nv, jnp.float32), jnp.zeros(nh, jnp.float32)
+        epoch = jax.jit(functools.partial(matmul_epoch, batch=batch))
+        state = {"W": W}
+        per_epoch = len(data) // batch
 
-    compile_s, _ = timed(lambda: run(1))
-    epoch_s, _ = timed(lambda: run(1))
-    epochs = max(1, math.ceil(args.block / epoch_s))
-    per_epoch = len(data) // batch
-    steps, seconds, shares = [], [], []
-    for _ in range(args.repeats):
-        dt, share = timed(lambda: run(epochs))
-        steps.append(epochs * per_epoch)
-        seconds.append(dt)
-        shares.append(share)
-    out = {
-        "what": "jitted lax.fori_loop over an epoch's batches of h=sigmoid(vW+c), "
-        "v1=sigmoid(hW'+b), h1=sigmoid(v1W+c), W+=lr(v'h-v1'h1)/B, float32",
-        "compile_s": r4(compile_s),
-        "epochs_per_block": epochs,
-    }
-    out |= summary(steps, seconds, shares)
-    log(f"  matmuls: {out['ms_per_step']} ms/step")
-    return out
+        def run(epochs):
+            for _ in range(epochs):
+                state["W"] = epoch(x, state["W"], b, c)
+            jax.block_until_ready(state["W"])
+            return epochs * per_epoch
+
+        compile_s, _ = timed(lambda: run(1))
+        epoch_s, _ = timed(lambda: run(1))
+        epochs = max(1, math.ceil(args.block / epoch_s))
+        info = {
+            "what": "jitted lax.fori_loop over an epoch's batches of h=sigmoid(vW+c), "
+            "v1=sigmoid(hW'+b), h1=sigmoid(v1W+c), W+=lr(v'h-v1'h1)/B, float32",
+            "compile_s": r4(compile_s),
+            "epochs_per_block": epochs,
+        }
+        return info, lambda: run(epochs)
+
+    return prepare
 
 
 def workload_b(args) -> dict:
@@ -345,17 +372,20 @@ def workload_b(args) -> dict:
 
     data, source = big_data()
     log(f"(b) RBM 784x500 on {source} {data.shape}, batch 100")
-    mm = time_matmuls(data, 100, args)
-    runs = {}
+    contenders = {"matmuls": matmul_contender(data, 100, args)}
     for name, negative in (("cd1", hn.CD(k=1)), ("pcd1", hn.PCD(n_chains=100, k=1))):
-        rbm = hn.RBM(784, 500, rngs=nnx.Rngs(0))
-        runs[name] = time_trainer(rbm, negative, data, 100, args)
-        ratio = runs[name]["ms_per_step"] / mm["ms_per_step"]
-        runs[name]["ratio_over_matmuls"] = r4(ratio)
-        log(f"  {name}: hamon / matmuls = {ratio:.2f}")
-    sk = time_sklearn(data.astype(np.float64), 500, 100, args, n_iter=1)
-    for run in runs.values():
-        run["ratio_sklearn_ms_over_hamon_ms"] = r4(sk["ms_per_step"] / run["ms_per_step"])
+        make = lambda: hn.RBM(784, 500, rngs=nnx.Rngs(0))  # noqa: E731
+        contenders[name] = trainer_contender(make, negative, data, 100, args)
+    if importlib.util.find_spec("sklearn") is not None:  # absent on a bare GPU machine
+        X = data.astype(np.float64)
+        contenders["sklearn"] = sklearn_contender(X, 500, 100, args, n_iter=1)
+    runs = measure(contenders, args)
+    mm, sk = runs.pop("matmuls"), runs.pop("sklearn", None)
+    for name, run in runs.items():
+        run["ratio_over_matmuls"] = r4(run["ms_per_step"] / mm["ms_per_step"])
+        if sk is not None:
+            run["ratio_sklearn_ms_over_hamon_ms"] = r4(sk["ms_per_step"] / run["ms_per_step"])
+        log(f"  {name}: hamon / matmuls = {run['ratio_over_matmuls']}")
     return {
         "data": {"source": source, "shape": list(data.shape)},
         "matmuls": mm,
@@ -390,7 +420,10 @@ def workload_c(args) -> dict:
     for name, make, (j_data, j_init), n in cases:
         data = lattice_data(make(j_data), n)
         log(f"(c) {name}: data {data.shape} from coupling {j_data}, model coupling {j_init}")
-        run = time_trainer(make(j_init), hn.PCD(n_chains=64, k=1), data, 64, args)
+        contender = trainer_contender(
+            lambda make=make, j=j_init: make(j), hn.PCD(n_chains=64, k=1), data, 64, args
+        )
+        run = measure({name: contender}, args)[name]
         out[name] = {"data_coupling": j_data, "model_coupling": j_init, **run}
     return out
 

@@ -292,8 +292,9 @@ def test_exact_negative_trains_models_that_reorder_their_variables(model):
 def chunked_run(negative, steps_per_call, epochs=3, **kw):
     data = np.tile(bars_and_stripes(3), (3, 1))  # 42 vectors: 6 steps of 7 an epoch
     rbm = hn.RBM(9, 5, rngs=nnx.Rngs(0), init_scale=0.1)
+    kw.setdefault("progress", False)
     trainer = hn.Trainer(
-        rbm, optax.adam(0.05), negative=negative, seed=4, eval_every=0, progress=False,
+        rbm, optax.adam(0.05), negative=negative, seed=4, eval_every=0,
         steps_per_call=steps_per_call, **kw,
     )  # fmt: skip
     trainer.fit(data, epochs=epochs, batch_size=7)
@@ -346,6 +347,9 @@ def test_one_compiled_call_per_epoch_by_default(monkeypatch):
     monkeypatch.setattr(trainer_module, "_train_chunk", counting)
     chunked_run(hn.PCD(16, 1), None, epochs=3)
     assert calls == [6, 6, 6]
+    calls.clear()
+    chunked_run(hn.PCD(16, 1), None, epochs=3, progress=True)
+    assert calls == [6, 6, 6], "a progress bar does not cut short runs into small chunks"
     calls.clear()
     chunked_run(hn.PCD(16, 1), None, epochs=1, step_callbacks=[lambda *a: None])
     assert calls == [1] * 6, "step callbacks see every step"

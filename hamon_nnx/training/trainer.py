@@ -130,7 +130,8 @@ def check_data(model: EnergyModel, data, name: str = "data") -> np.ndarray:
         raise ValueError(f"{name} must have shape (n_samples, {n_data}), got {np.shape(data)}")
     if arr.shape[0] == 0:
         raise ValueError(f"{name} is empty")
-    if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
+    integers = np.issubdtype(arr.dtype, np.integer) or arr.dtype == np.bool_
+    if not integers and (not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr))):
         rows = np.flatnonzero(~np.all(np.isfinite(arr) & (arr == np.round(arr)), axis=1))
         raise ValueError(f"{name} rows {rows[:10].tolist()} hold non-integer values")
     kinds, qs = model.variable_kinds()
@@ -206,8 +207,8 @@ class Trainer:
             count), with the same parameters as on one device.
         steps_per_call: the most optimisation steps one compiled call runs
             (None: chosen from the boundaries where the host must act: epoch
-            ends, checkpoints, ladder adaptation, step callbacks, about 50
-            progress-bar updates a run). Any value gives the same parameters
+            ends, checkpoints, ladder adaptation, step callbacks, progress-bar
+            updates at least 256 steps apart). Any value gives the same parameters
             bit for bit; larger ones dispatch less.
 
     Speed: each compiled call runs many steps on the device, so a small model
@@ -452,8 +453,8 @@ class Trainer:
 
         Boundaries: the end of the epoch (always), a checkpoint, a ladder
         adaptation, every step when there are step callbacks (unless
-        `steps_per_call` says otherwise), about 50 updates of the progress
-        bar over the run, and `steps_per_call`.
+        `steps_per_call` says otherwise), progress-bar updates (about 50 a
+        run, at least 256 steps apart), and `steps_per_call`.
         """
         n = steps_left
         if self.steps_per_call is not None:
@@ -466,8 +467,8 @@ class Trainer:
         for e in every:
             if e:
                 n = min(n, e - self.step % e)
-        if self.progress:
-            n = min(n, max(1, math.ceil(total_left / 50)))
+        if self.progress:  # about 50 bar updates, each after at least 256 steps
+            n = min(n, max(256, math.ceil(total_left / 50)))
         return n
 
     def _device_data(self, train: np.ndarray):
