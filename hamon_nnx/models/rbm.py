@@ -15,6 +15,16 @@ from flax import nnx
 from .base import BINARY, Block, EnergyModel, check_finite
 
 
+def _softplus_sum(z, p):
+    """sum_j softplus(z_j) over the last axis, from p = sigmoid(z) with one log each.
+
+    softplus(z) = max(z, 0) - log(sigmoid(|z|)), and sigmoid(|z|) is p or 1 - p,
+    a number in [1/2, 1] (no cancellation): within 1e-6 of softplus absolutely,
+    at a third of the cost of XLA's exp and log1p on the CPU.
+    """
+    return jnp.sum(jnp.maximum(z, 0.0) - jnp.log(jnp.where(z > 0, p, 1.0 - p)), axis=-1)
+
+
 class RBM(EnergyModel):
     """A Bernoulli-Bernoulli RBM with weights `W` (n_visible, n_hidden).
 
@@ -161,10 +171,8 @@ class RBM(EnergyModel):
         vd = jnp.asarray(data).astype(jnp.float32)
         vn = jax.lax.stop_gradient(jnp.asarray(negatives).astype(jnp.float32))
         zd, zn = vd @ W + c, vn @ W + c
-        loss = jnp.mean(-vd @ b - jnp.sum(jax.nn.softplus(zd), axis=-1)) - jnp.mean(
-            -vn @ b - jnp.sum(jax.nn.softplus(zn), axis=-1)
-        )
         pd, pn = jax.nn.sigmoid(zd), jax.nn.sigmoid(zn)
+        loss = jnp.mean(-vd @ b - _softplus_sum(zd, pd)) - jnp.mean(-vn @ b - _softplus_sum(zn, pn))
         grads = nnx.state(self, nnx.Param)
         nnx.replace_by_pure_dict(
             grads,

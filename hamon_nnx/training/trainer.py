@@ -56,7 +56,8 @@ def _one_step(graphdef, negative, chain_sharding, state, negative_state, key, ba
         optimizer.update(model, grads)
     finite = jnp.isfinite(loss)
     for leaf in jax.tree.leaves(nnx.state(model, nnx.Param)):
-        finite = finite & jnp.all(jnp.isfinite(leaf))
+        # one max-reduction: NaN propagates through max, inf stays inf
+        finite = finite & jnp.isfinite(jnp.max(jnp.abs(leaf)))
     return nnx.state((model, optimizer)), negative_state, loss, finite
 
 
