@@ -385,14 +385,16 @@ def large_products(negative, nv=40, nh=30, batch=20) -> int:
     rbm = hn.RBM(nv, nh, rngs=nnx.Rngs(0))
     trainer = hn.Trainer(rbm, optax.adam(1e-3), negative=negative, progress=False)
     graphdef, state = nnx.split((trainer.model, trainer.optimizer))
+    leaves, treedef = jax.tree.flatten(state)
     data = jnp.zeros((3 * batch, nv), jnp.int8)
     hlo = (
         trainer_module._train_chunk.lower(
             graphdef,
+            treedef,
             negative,
             None,
             batch,
-            state,
+            leaves,
             trainer.negative_state,
             trainer.key,
             data,

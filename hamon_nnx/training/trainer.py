@@ -73,17 +73,19 @@ def _loss_and_gradient(model, negative, batch, negatives):
     return nnx.value_and_grad(lambda m: loss_fn(m, batch, negatives))(model)
 
 
-@partial(jax.jit, static_argnums=(0, 1, 2, 3))
+@partial(jax.jit, static_argnums=(0, 1, 2, 3, 4))
 def _train_chunk(
-    graphdef, negative, chain_sharding, batch_size, state, negative_state, key, data, order,
-    losses, step, start, n_steps,
+    graphdef, treedef, negative, chain_sharding, batch_size, leaves, negative_state, key, data,
+    order, losses, step, start, n_steps,
 ):  # fmt: skip
     """Steps `start, ..., start + n_steps - 1` of an epoch, stopping after a non-finite one.
 
     Args:
         graphdef: `nnx.split((model, optimizer))`'s graph (static).
+        treedef: the structure of the split state (static).
         negative, chain_sharding, batch_size: static settings.
-        state: the (model, optimizer) state.
+        leaves: the (model, optimizer) state's arrays: plain arrays pass in and
+            out of the compiled call faster than `nnx.Variable`s.
         negative_state: the negative phase's state.
         key: the run's key; step t draws from `fold_in(key, t)`.
         data: (n, n_data) int8 training data on the device.
@@ -93,7 +95,7 @@ def _train_chunk(
         start, n_steps: traced: the chunk's first step in the epoch, its length.
 
     Returns:
-        (state, negative_state, losses, steps run, finite): steps run counts
+        (leaves, negative_state, losses, steps run, finite): steps run counts
         the non-finite step that stopped the chunk, if any.
     """
     global TRACE_COUNT
@@ -112,8 +114,10 @@ def _train_chunk(
     def more(carry):
         return (carry[3] < n_steps) & carry[4]
 
+    state = jax.tree.unflatten(treedef, leaves)
     carry = (state, negative_state, losses, jnp.int32(0), jnp.bool_(True))
-    return jax.lax.while_loop(more, body, carry)
+    state, negative_state, losses, ran, finite = jax.lax.while_loop(more, body, carry)
+    return jax.tree.leaves(state), negative_state, losses, ran, finite
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
@@ -302,6 +306,7 @@ class Trainer:
             )
         self.steps_per_call = None if steps_per_call is None else int(steps_per_call)
         self._data_cache = None  # (host data, device copy) of the last fit
+        self._split = None  # (graphdef, state) of (model, optimizer) while fit runs
         device_lib.check(device)
         self.device = device
         self.placement = None  # resolved at the first fit, then reused
@@ -322,6 +327,7 @@ class Trainer:
         says; an estimate's key is a function of (seed, step), so a resumed
         run logs the same numbers.
         """
+        self._sync()
         mode = self.log_likelihood
         if mode == "none":
             raise ValueError("this trainer has log_likelihood='none'")
@@ -345,6 +351,7 @@ class Trainer:
             log-likelihood (with `_stderr` when estimated), pseudo-log-
             likelihood (on at most 1000 vectors), reconstruction error (RBMs).
         """
+        self._sync()
         logs = {}
         subset = data[:1000]
         if self.log_likelihood != "none":
@@ -388,6 +395,7 @@ class Trainer:
         manager = self._checkpoint_manager()
         if manager is None or self.step in manager.all_steps():
             return
+        self._sync()
         import orbax.checkpoint as ocp
 
         meta = {
@@ -415,6 +423,7 @@ class Trainer:
         manager = self._checkpoint_manager()
         if manager is None:
             raise ValueError("resume=True needs a checkpoint_dir")
+        self._split = None  # the checkpoint replaces any state not merged yet
         step = manager.latest_step()
         if step is None:
             return False
@@ -543,7 +552,6 @@ class Trainer:
                 losses = np.zeros(steps_per_epoch, np.float32)
                 done = self.step - self._epoch_start_step
                 losses[: len(self._epoch_losses)] = self._epoch_losses
-                losses = jnp.asarray(losses)
                 while done < steps_per_epoch:
                     n = self._chunk_length(steps_per_epoch - done, total)
                     losses = self._run_chunk(data, order, losses, batch_size, done, n)
@@ -557,6 +565,8 @@ class Trainer:
                 logs = {
                     "loss": float(np.mean(self._epoch_losses)) if self._epoch_losses else math.nan
                 }
+                if self.callbacks:
+                    self._sync()
                 if self.eval_every and (self.epoch + 1) % self.eval_every == 0:
                     log_z = None if self.log_likelihood == "none" else self.log_partition()
                     logs.update(self.evaluate(train, "train", log_z))
@@ -571,6 +581,7 @@ class Trainer:
                     break
             self.save_checkpoint()
         finally:
+            self._sync()
             if bar is not None:
                 bar.close()
         return self.history
@@ -578,32 +589,43 @@ class Trainer:
     def _run_chunk(self, data, order, losses, batch_size: int, start: int, n: int):
         """Run `n` steps from step `start` of the epoch in one compiled call.
 
-        Merges the results into the model, the optimizer and the negative
-        state; returns the epoch's loss buffer.
+        The model and optimizer stay split between chunks (`_sync` merges
+        them back before anything reads them); returns the epoch's losses.
 
         Raises:
             TrainingDiverged: a step gave a NaN/inf loss or parameter; the model
                 then holds the values of that step.
         """
-        graphdef, state = nnx.split((self.model, self.optimizer))
-        state, self.negative_state, losses, ran, finite = _train_chunk(
-            graphdef, self.negative, self.placement.chain_sharding, batch_size, state,
+        if self._split is None:
+            graphdef, state = nnx.split((self.model, self.optimizer))
+            self._split = (graphdef, *jax.tree.flatten(state)[::-1])
+        graphdef, treedef, leaves = self._split
+        leaves, self.negative_state, losses, ran, finite = _train_chunk(
+            graphdef, treedef, self.negative, self.placement.chain_sharding, batch_size, leaves,
             self.negative_state, self.key, data, order, losses,
-            jnp.int32(self.step), jnp.int32(start), jnp.int32(n),
+            np.int32(self.step), np.int32(start), np.int32(n),
         )  # fmt: skip
-        nnx.update((self.model, self.optimizer), state)
-        ran = int(ran)
-        values = np.asarray(losses[start : start + ran], np.float64)
-        if not bool(finite):
-            self.step += ran - 1
+        self._split = (graphdef, treedef, leaves)
+        losses, ran, finite = jax.device_get((losses, ran, finite))
+        values = losses[start : start + ran].astype(np.float64)
+        if not finite:
+            self.step += int(ran) - 1
+            self._sync()
             raise TrainingDiverged(
                 f"loss or parameters became NaN/inf at epoch {self.epoch}, step {self.step} "
                 f"(loss {values[-1]}); lower the learning rate. The model holds the diverged "
                 "values; earlier checkpoints are untouched."
             )
-        self.step += ran
+        self.step += int(ran)
         self._epoch_losses.extend(values.tolist())
         return losses
+
+    def _sync(self) -> None:
+        """Merge the split training state back into the model and the optimizer."""
+        if self._split is not None:
+            _, treedef, leaves = self._split
+            nnx.update((self.model, self.optimizer), jax.tree.unflatten(treedef, leaves))
+            self._split = None
 
     def _at_boundary(self, loss: float) -> None:
         """Host-side work after a chunk: ladder adaptation, checkpoint, step callbacks."""
@@ -612,5 +634,7 @@ class Trainer:
             self.negative_state = self.negative.adapt(self.negative_state)
         if self.step % self.checkpoint_every == 0:
             self.save_checkpoint()
+        if self.step_callbacks:
+            self._sync()
         for callback in self.step_callbacks:
             callback(self, self.step, loss)
