@@ -144,6 +144,10 @@ def check_data(model: EnergyModel, data, name: str = "data") -> np.ndarray:
     spin = kinds == KINDS.index(SPIN)
     lo = np.where(spin, -1, 0)
     hi = np.where(spin, 1, np.where(kinds == KINDS.index("binary"), 1, qs - 1))
+    # fast path: every value within the tightest bounds of any column
+    if arr.min() >= lo.max() and arr.max() <= hi.min():
+        if not spin.any() or (lo.max() > 0 or hi.min() < 0) or not np.any(arr[:, spin] == 0):
+            return arr.astype(np.int8)
     bad = (arr < lo) | (arr > hi) | (spin & (arr == 0))
     if bad.any():
         rows = np.flatnonzero(bad.any(axis=1))
