@@ -151,6 +151,22 @@ def test_observe_negatives_during_training():
         cd.fit(np.ones((4, 3), np.int8), epochs=1, batch_size=4)
 
 
+def test_observe_negatives_of_tempered_ladders_sees_each_beta_1_chain():
+    m = hn.IsingModel.from_edges(3, [(0, 1), (1, 2)], couplings=0.2)
+    watch = obs.ObserveNegatives({"m": obs.Moments()})
+    negative = hn.NRPTNegative(n_chains=4, rounds=2, adapt_every=0, n_ladders=3)
+    trainer = hn.Trainer(
+        m, optax.sgd(0.01), negative=negative, step_callbacks=[watch], eval_every=0,
+        progress=False,
+    )  # fmt: skip
+    trainer.fit(np.ones((8, 3), np.int8), epochs=1, batch_size=4)
+    assert watch.states["m"].n_draws() == 2 * 3, "one draw per ladder per step"
+    cold = np.asarray(trainer.negative_state.tempering.x)[:, -1]  # (ladders, n) at beta = 1
+    np.testing.assert_array_equal(
+        np.asarray(obs.ObserveNegatives.chains(trainer.negative_state)), cold
+    )
+
+
 def test_bad_observers_are_refused(key):
     m = hn.IsingModel.lattice((4, 4), coupling=0.3)
     with pytest.raises(TypeError, match="non-empty dict name -> observer"):

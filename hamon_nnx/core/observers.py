@@ -494,7 +494,7 @@ class ObserveNegatives:
     """A `hn.Trainer` step callback streaming the negative-phase chains into observers.
 
     After every training step it feeds the persistent chains (PCD: all
-    chains; NRPTNegative: the beta = 1 chain) in natural order to the
+    chains; NRPTNegative: the beta = 1 chain of each ladder) in natural order to the
     observers; `states` holds the observer states, so the model's moments
     can be followed during training without storing samples.
 
@@ -520,8 +520,8 @@ class ObserveNegatives:
     def chains(negative_state) -> jax.Array:
         """Internal-order persistent chains (C, n) of a negative-phase state."""
         tempering = getattr(negative_state, "tempering", None)
-        if tempering is not None:
-            return tempering.x[-1:]
+        if tempering is not None:  # x is (..., N, n): the beta = 1 slot of every ladder
+            return tempering.x[..., -1, :].reshape(-1, tempering.x.shape[-1])
         if isinstance(negative_state, jax.Array) and negative_state.ndim == 2:
             return negative_state
         raise TypeError(
