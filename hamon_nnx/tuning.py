@@ -12,8 +12,8 @@ the previous step left warm:
 3. optionally a variational reference: a product reference fitted to the
    beta = 1 chain, then the schedule is adapted again (Lambda drops when
    the model has strong fields).
-4. `tune_exploration`: n_explore in 1, 2, 4, ... by measured ESS of the
-   beta = 1 energy per wall-second.
+4. `tune_exploration`: n_explore in 1, 2, 4, ... by the ESS of the slowest
+   slot's energy per sweep of work (counted, never timed: same key, same plan).
 
 The result, an `NRPTPlan`, samples with `.sample` / `.extend`, estimates
 log Z with `.log_z()` and describes itself with `.report()`.
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
 
 import jax
 import jax.numpy as jnp
@@ -114,31 +113,30 @@ def tune_exploration(
     candidates=(1, 2, 4, 8),
     n_rounds: int = 256,
 ) -> tuple[int, tempering.NRPTState, dict[int, float]]:
-    """Pick n_explore by measured ESS per wall-second of the slowest slot's energy.
+    """Pick n_explore by ESS of the slowest slot's energy per unit of work.
 
     Tempering only helps when exploration refreshes every chain's energy
     between swaps (Syed et al.'s efficient local exploration); the slot
     whose energy decorrelates slowest (near a phase transition) limits the
-    round trips, so the score is min over slots of ESS(energy) / seconds.
+    round trips, so the score is min over slots of ESS(energy) divided by
+    the work of the rounds, counted, not timed: a round costs its n_explore
+    sweeps plus one energy evaluation and swap, about one sweep more. The
+    same key thus gives the same choice on any machine, at any load.
 
-    All candidates share one compiled program (n_explore is traced), so
-    each is timed on its first run. Candidates go in increasing order and
-    the search stops at the first one that scores below the best so far.
+    Candidates go in increasing order and the search stops at the first one
+    that scores below the best so far.
 
     Returns:
-        (best n_explore, warm state, {n_explore: ESS per second}).
+        (best n_explore, warm state, {n_explore: ESS per sweep-equivalent}).
     """
     scores = {}
     for i, n_explore in enumerate(candidates):
-        start = time.perf_counter()
         state, info = runner.run(jax.random.fold_in(key, i), state, n_rounds, n_explore)
-        jax.block_until_ready(info.energy)
-        seconds = time.perf_counter() - start
         ess = diagnostics.ess(np.asarray(info.energy)[None, :, 1:], method="bulk")
         ess = float(np.nanmin(ess)) if np.any(np.isfinite(ess)) else 0.0
-        scores[n_explore] = ess / seconds
+        scores[n_explore] = ess / (n_rounds * (n_explore + 1))
         if scores[n_explore] < max(scores.values()):
-            break  # past the peak: more sweeps per round only cost time
+            break  # past the peak: more sweeps per round only cost work
     best = max(scores, key=scores.get)
     return best, tempering.reset_statistics(state), scores
 

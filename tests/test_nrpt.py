@@ -269,3 +269,51 @@ def test_state_is_a_pytree_that_round_trips(key):
     leaves, tree = jax.tree.flatten(res.state)
     again = jax.tree.unflatten(tree, leaves)
     assert isinstance(again, tempering.NRPTState)
+
+
+PLAN_CHILD = r"""
+import hashlib, json, jax, numpy as np, hamon_nnx as hn
+m = hn.IsingModel.lattice((6, 6), coupling=0.42, periodic=True)
+plan = hn.autotune(m, jax.random.key(11), max_rounds=64)
+draws = np.asarray(plan.sample(jax.random.key(12), 64))
+print(json.dumps({
+    "n_chains": plan.n_chains, "n_explore": plan.n_explore,
+    "ladder": plan.ladder.tolist(), "draws": hashlib.sha256(draws.tobytes()).hexdigest(),
+}))
+"""
+
+
+@pytest.mark.slow
+def test_same_key_same_plan_in_two_processes():
+    """Tuning decides from counts, not from the clock: two processes (one of
+    them started while the other loads the machine) build the same plan."""
+    import json
+    import subprocess
+    import sys
+
+    runs = [
+        subprocess.Popen([sys.executable, "-c", PLAN_CHILD], stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    plans = [json.loads(run.communicate()[0].strip().splitlines()[-1]) for run in runs]
+    assert all(run.returncode == 0 for run in runs)
+    assert plans[0] == plans[1]
+
+
+def test_exploration_choice_ignores_the_clock(monkeypatch):
+    """The same key gives the same n_explore however fast each candidate ran."""
+    import itertools
+    import time
+
+    from hamon_nnx import tuning
+
+    m = hn.IsingModel.lattice((6, 6), coupling=0.42, periodic=True)
+    runner = tuning.Runner(m, clamp=None, device=None, n_chains=8)
+    state = runner.initial_state(jax.random.key(0), np.linspace(0.0, 1.0, 8))
+    choices = []
+    for slow in (1.0, 1e4):  # a clock where later candidates look 10^4 times slower
+        ticks = itertools.count()
+        clock = lambda slow=slow, ticks=ticks: slow ** (next(ticks) // 2)  # noqa: E731
+        monkeypatch.setattr(time, "perf_counter", clock)
+        choices.append(tuning.tune_exploration(runner, jax.random.key(1), state, n_rounds=64))
+    assert choices[0][0] == choices[1][0] and choices[0][2] == choices[1][2]
