@@ -239,8 +239,15 @@ def nrpt(
     state: tempering.NRPTState | None = None,
     device="auto",
     observers=None,
+    n_warmup: int | None = None,
 ) -> NRPTResult:
     """Non-reversible parallel tempering on a fixed ladder.
+
+    A fresh run first warms up: `n_warmup` rounds run and are discarded, so
+    the samples, the swap statistics and log Z come from the production
+    rounds only (uniformly random starting states would otherwise bias log Z
+    low). A run continued with `state=` is already warm and, by default,
+    continues without warm-up exactly as one longer run would.
 
     Args:
         model: any hamon-nnx model.
@@ -263,6 +270,8 @@ def nrpt(
         observers: optional dict name -> observer (`hn.observers.Moments()`,
             ...) fed the beta = 1 chain after every round; their states are
             in `result.observed`.
+        n_warmup: rounds run first and discarded (default: a quarter of
+            `n_rounds`, at least 32, for a fresh run; 0 with `state=`).
 
     Returns:
         NRPTResult with the cold-chain samples, log Z and swap statistics.
@@ -277,6 +286,9 @@ def nrpt(
     key = _check_key(key)
     n_rounds = _check_count("n_rounds", n_rounds, 1)
     n_explore = _check_count("n_explore", n_explore, 1)
+    if n_warmup is None:
+        n_warmup = 0 if state is not None else max(32, n_rounds // 4)
+    n_warmup = _check_count("n_warmup", n_warmup, 0)
     if state is None and betas is None:
         betas = np.linspace(0.0, 1.0, _check_count("n_chains", n_chains, 2))
     size = np.size(betas if state is None else state.ladder)
@@ -293,6 +305,10 @@ def nrpt(
             if runner.clamp is not None:
                 x = jnp.where(runner.clamp[0], runner.clamp[1], x)
             state = state._replace(x=x)
+    if n_warmup:
+        state, _ = runner.run(run_key, state, n_warmup, n_explore)
+        zero = jnp.zeros((), jnp.int32)
+        state = tempering.reset_statistics(state)._replace(round_trips=zero, restarts=zero)
     state, info = runner.run(run_key, state, n_rounds, n_explore)
     ladder = np.asarray(state.ladder, np.float64)
     energy = np.asarray(info.energy, np.float64)
