@@ -112,7 +112,7 @@ def tune_exploration(
     *,
     candidates=(1, 2, 4, 8),
     n_rounds: int = 256,
-) -> tuple[int, tempering.NRPTState, dict[int, float]]:
+) -> tuple[int, tempering.NRPTState, dict[int, float], tempering.RoundInfo]:
     """Pick n_explore by ESS of the slowest slot's energy per unit of work.
 
     Tempering only helps when exploration refreshes every chain's energy
@@ -127,18 +127,21 @@ def tune_exploration(
     that scores below the best so far.
 
     Returns:
-        (best n_explore, warm state, {n_explore: ESS per sweep-equivalent}).
+        (best n_explore, warm state, {n_explore: ESS per sweep-equivalent},
+        the rounds' `RoundInfo`s joined: all ran at the state's ladder).
     """
-    scores = {}
+    scores, infos = {}, []
     for i, n_explore in enumerate(candidates):
         state, info = runner.run(jax.random.fold_in(key, i), state, n_rounds, n_explore)
+        infos.append(info)
         ess = diagnostics.ess(np.asarray(info.energy)[None, :, 1:], method="bulk")
         ess = float(np.nanmin(ess)) if np.any(np.isfinite(ess)) else 0.0
         scores[n_explore] = ess / (n_rounds * (n_explore + 1))
         if scores[n_explore] < max(scores.values()):
             break  # past the peak: more sweeps per round only cost work
     best = max(scores, key=scores.get)
-    return best, tempering.reset_statistics(state), scores
+    rounds = jax.tree.map(lambda *a: np.concatenate(a), *infos)
+    return best, tempering.reset_statistics(state), scores, rounds
 
 
 @dataclasses.dataclass
@@ -192,17 +195,25 @@ class NRPTPlan:
         (1, 200, 36)
     """
 
-    def __init__(self, runner: Runner, state, n_explore: int, history: list):
+    def __init__(
+        self, runner: Runner, state, n_explore: int, history: list, tuned=None, start=None
+    ):
         self.runner = runner
         self.state = state
         self.n_explore = n_explore
         self.history = history
         self._draws: list[np.ndarray] = []
+        # the last tuning rounds ran at the final ladder: log Z and the report
+        # start from them, and sampling refines them
         self._energy: list[np.ndarray] = []
         self._acceptance: list[np.ndarray] = []
-        self._trips_at_start = int(state.round_trips)
-        self._restarts_at_start = int(state.restarts)
-        self._rounds_at_start = int(state.round)
+        if tuned is not None:
+            self._energy.append(np.asarray(tuned.energy, np.float64))
+            self._acceptance.append(np.asarray(tuned.acceptance, np.float64))
+        start = state if start is None else start
+        self._trips_at_start = int(start.round_trips)
+        self._restarts_at_start = int(start.restarts)
+        self._rounds_at_start = int(start.round)
 
     @property
     def ladder(self) -> np.ndarray:
@@ -238,11 +249,12 @@ class NRPTPlan:
     def energies(self) -> np.ndarray:
         """(rounds, N) energies of every sampling round so far."""
         if not self._energy:
-            raise ValueError("the plan has not sampled yet: call plan.sample(key, n) first")
+            raise ValueError("the plan has no rounds yet: call plan.sample(key, n) first")
         return np.concatenate(self._energy)
 
     def log_z(self) -> tuple[float, float]:
-        """(log Z, standard error) in nats from every sampling round so far."""
+        """(log Z, standard error) in nats: the stepping stone of the last tuning
+        rounds (at the final ladder) and of every sampling round since."""
         est = evidence.stepping_stone(self.energies(), self.ladder, self.runner.log_z_reference())
         return est.estimate, est.stderr
 
@@ -350,9 +362,13 @@ def autotune(
             runner, keys[4], state, n_explore=explore, first_rounds=max_rounds // 4,
             n_adaptations=2, history=history,
         )  # fmt: skip
+    start = state
     if n_explore is None:
-        explore, state, _ = tune_exploration(runner, keys[5], state)
-    return NRPTPlan(runner, state, explore, history)
+        explore, state, _, tuned = tune_exploration(runner, keys[5], state)
+    else:  # a last tuning round at the final ladder, for log Z and the report
+        state, tuned = runner.run(keys[5], state, 256, explore)
+        state = tempering.reset_statistics(state)
+    return NRPTPlan(runner, state, explore, history, tuned=tuned, start=start)
 
 
 def autosample(model: EnergyModel, key: jax.Array, n_samples: int = 1000, **kwargs):

@@ -370,3 +370,17 @@ def test_warm_up_removes_the_burn_in_bias_of_log_z():
     ]
     z = np.array([(r.log_z.estimate - exact) / r.log_z.stderr for r in runs])
     assert abs(z.mean()) < 3 * z.std(ddof=1) / np.sqrt(len(z)), (z.mean(), z.std(ddof=1))
+
+
+@pytest.mark.parametrize("n_explore", [None, 2])
+def test_log_z_right_after_autotune_then_refined_by_sampling(n_explore):
+    m = hn.IsingModel.lattice((4, 4), coupling=0.4, field=0.05, periodic=True)
+    exact = hn.exact.log_partition(m)
+    plan = hn.autotune(m, jax.random.key(3), max_rounds=64, n_explore=n_explore)
+    log_z, stderr = plan.log_z()  # the last tuning rounds, at the final ladder
+    assert abs(log_z - exact) < 4 * stderr, (log_z, stderr, exact)
+    assert plan.report().n_rounds > 0
+    plan.sample(jax.random.key(4), 2000)
+    refined, refined_stderr = plan.log_z()
+    assert refined_stderr < stderr
+    assert abs(refined - exact) < 4 * refined_stderr
