@@ -165,6 +165,22 @@ class Runner:
         return state, info
 
 
+def _cold_energy(runner: Runner, info) -> np.ndarray:
+    """E of the beta = 1 state after each round's swaps, from the recorded V.
+
+    The top slot holds, after the swaps, the state that was at slot N-2 when
+    the last pair swapped, else its own; E = V + E_ref of that state.
+    """
+    energy = np.asarray(info.energy, np.float64)
+    swapped = np.asarray(info.swapped)[:, -1]
+    v = np.where(swapped, energy[:, -2], energy[:, -1])
+    if runner.reference is None:
+        return v
+    cold = runner.model.to_internal(jnp.asarray(info.cold))  # the draws are in natural order
+    e_ref = ref_lib.energy(cold, runner.model.blocks, runner.reference)
+    return v + np.asarray(e_ref, np.float64)
+
+
 def _clamped_reference_log_z(blocks, reference, clamp) -> float:
     """log of the reference mass of the clamped variables' free alternatives.
 
@@ -195,10 +211,16 @@ class NRPTResult:
     """The outcome of `hn.nrpt`.
 
     Attributes:
-        samples: int8 (1, n_rounds, n): the beta = 1 chain after every round,
-            natural order (ArviZ layout: chain, draw, variable).
+        samples: int8 (1, n_rounds, n): the beta = 1 chain after every round
+            (after that round's swaps), natural order (ArviZ layout: chain,
+            draw, variable).
+        sample_energy: (1, n_rounds) float64: the model energy E at beta = 1
+            of each draw in `samples`, for reweighting them to other betas.
         state: the final `NRPTState` (pass it back as `state=` to continue).
-        energy: (n_rounds, N) energies V per slot and round.
+        energy: (n_rounds, N) path energies V = E - E_ref per ladder slot and
+            round, after exploration and before the round's swaps (what the
+            swaps and the stepping stone use; E_ref = 0 for the uniform
+            reference, so V = E).
         acceptance: (n_rounds, N-1) swap acceptance probabilities per pair.
         ladder: (N,) inverse temperatures.
         log_z: `core.evidence.LogZ` (stepping stone, both directions).
@@ -211,6 +233,7 @@ class NRPTResult:
     ladder: np.ndarray
     log_z: evidence.LogZ | None
     observed: dict | None = None  # observer states over the cold chain (`observers=`)
+    sample_energy: np.ndarray | None = None
 
     @property
     def rejection(self) -> np.ndarray:
@@ -318,6 +341,7 @@ def nrpt(
         log_z = None  # too few rounds for an error bar
     return NRPTResult(
         samples=jnp.asarray(info.cold[None]),
+        sample_energy=_cold_energy(runner, info)[None],
         state=state,
         energy=energy,
         acceptance=np.asarray(info.acceptance, np.float64),

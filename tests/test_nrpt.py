@@ -384,3 +384,17 @@ def test_log_z_right_after_autotune_then_refined_by_sampling(n_explore):
     refined, refined_stderr = plan.log_z()
     assert refined_stderr < stderr
     assert abs(refined - exact) < 4 * refined_stderr
+
+
+@pytest.mark.parametrize("with_reference", [False, True])
+def test_sample_energy_is_the_energy_of_each_draw(with_reference):
+    m = hn.IsingModel.lattice((4, 4), coupling=0.5, field=0.1, periodic=True)
+    reference = None
+    if with_reference:  # a product reference: E = V + E_ref
+        g = np.random.default_rng(0)
+        reference = tuple(jnp.asarray(g.normal(size=blk.size), jnp.float32) for blk in m.blocks)
+    res = hn.nrpt(m, jax.random.key(2), n_rounds=300, n_chains=5, reference=reference)
+    want = np.asarray(m.energy(res.samples[0]), np.float64)
+    np.testing.assert_allclose(res.sample_energy[0], want, rtol=1e-5, atol=1e-4)
+    # energy holds the slots before the swaps: the top slot differs where the last pair swapped
+    assert res.sample_energy.shape == (1, 300) and res.energy.shape == (300, 5)
