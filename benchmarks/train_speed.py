@@ -430,22 +430,21 @@ def workload_c(args) -> dict:
 
 # -- targets and main ------------------------------------------------------------
 def targets(results) -> dict:
+    checks = (  # workload, runs, ratio, at least (True) or at most, bound
+        ("a", ("pcd128", "cd1"), "ratio_over_sklearn", True, TARGET_RATIO_SKLEARN),
+        ("b", ("cd1", "pcd1"), "ratio_over_matmuls", False, TARGET_RATIO_MATMUL),
+    )
     out = {}
-    if "a" in results:
-        for name in ("pcd128", "cd1"):
-            value = results["a"]["hamon"][name]["ratio_over_sklearn"]
-            out[f"a_{name}_steps_per_s_over_sklearn"] = {
+    for workload, names, ratio, at_least, bound in checks:
+        if workload not in results:
+            continue
+        for name in names:
+            value = results[workload]["hamon"][name][ratio]
+            met = value is not None and (value >= bound if at_least else value <= bound)
+            out[f"{workload}_{name}_{ratio}"] = {
                 "value": value,
-                "target": f">= {TARGET_RATIO_SKLEARN:g}",
-                "met": bool(value is not None and value >= TARGET_RATIO_SKLEARN),
-            }
-    if "b" in results:
-        for name in ("cd1", "pcd1"):
-            value = results["b"]["hamon"][name]["ratio_over_matmuls"]
-            out[f"b_{name}_ms_per_step_over_matmuls"] = {
-                "value": value,
-                "target": f"<= {TARGET_RATIO_MATMUL:g}",
-                "met": bool(value is not None and value <= TARGET_RATIO_MATMUL),
+                "target": f"{'>=' if at_least else '<='} {bound:g}",
+                "met": bool(met),
             }
     return out
 
