@@ -22,7 +22,9 @@ log Z with `.log_z()` and describes itself with `.report()`.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -245,6 +247,59 @@ class NRPTPlan:
         """n more rounds; returns all draws collected since the last `sample`."""
         self._run(key, n)
         return jnp.asarray(np.concatenate(self._draws)[None])
+
+    def sample_until(
+        self, key: jax.Array, stderr: float, *, max_rounds: int = 100_000, first: int = 256
+    ) -> tuple[float, float]:
+        """Sample more rounds until log Z's standard error is at most `stderr`.
+
+        Rounds run in doubling batches (`first`, 2 `first`, ...; batch i keyed
+        by `fold_in(key, i)`), log Z is checked after each, and the draws are
+        collected as by `extend`. The stopping point depends only on the key
+        and the estimates, so the same key gives the same run.
+
+        Args:
+            key: PRNG key.
+            stderr: the standard error to reach, in nats (> 0).
+            max_rounds: the most rounds to run; reaching it without the target
+                warns and returns the estimate so far.
+            first: rounds of the first batch.
+
+        Returns:
+            (log Z, standard error) when the target is met or the limit hit.
+
+        Example:
+            >>> import jax, hamon_nnx as hn
+            >>> plan = hn.autotune(hn.IsingModel.lattice((4, 4), coupling=0.3),
+            ...                    jax.random.key(0), max_rounds=64)
+            >>> log_z, err = plan.sample_until(jax.random.key(1), stderr=0.02)
+            >>> err <= 0.02
+            True
+        """
+        key = _check_key(key)
+        if not (isinstance(stderr, (int, float)) and np.isfinite(stderr) and stderr > 0):
+            raise ValueError(f"stderr must be a positive number of nats, got {stderr!r}")
+        max_rounds = _check_count("max_rounds", max_rounds, 1)
+        batch, done = _check_count("first", first, 8), 0
+        estimate = None
+        for i in itertools.count():
+            if estimate is not None and estimate[1] <= stderr:
+                return estimate
+            if done >= max_rounds:
+                break
+            n = min(batch, max_rounds - done)
+            self._run(jax.random.fold_in(key, i), n)
+            done, batch = done + n, 2 * batch
+            try:
+                estimate = self.log_z()
+            except ValueError:  # too few rounds for an error bar yet
+                estimate = None
+        warnings.warn(
+            f"sample_until stopped at max_rounds={max_rounds} with log Z standard error "
+            f"{'unknown' if estimate is None else f'{estimate[1]:.4g}'} above the target {stderr:g}",
+            stacklevel=2,
+        )
+        return estimate if estimate is not None else (math.nan, math.inf)
 
     def energies(self) -> np.ndarray:
         """(rounds, N) energies of every sampling round so far."""

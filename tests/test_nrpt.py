@@ -398,3 +398,17 @@ def test_sample_energy_is_the_energy_of_each_draw(with_reference):
     np.testing.assert_allclose(res.sample_energy[0], want, rtol=1e-5, atol=1e-4)
     # energy holds the slots before the swaps: the top slot differs where the last pair swapped
     assert res.sample_energy.shape == (1, 300) and res.energy.shape == (300, 5)
+
+
+def test_sample_until_reaches_the_requested_standard_error():
+    m = hn.IsingModel.lattice((4, 4), coupling=0.4, field=0.05, periodic=True)
+    exact = hn.exact.log_partition(m)
+    plans = [hn.autotune(m, jax.random.key(3), max_rounds=64) for _ in range(2)]
+    results = [p.sample_until(jax.random.key(4), stderr=0.01) for p in plans]
+    assert results[0] == results[1], "same key, same stopping point"
+    log_z, stderr = results[0]
+    assert stderr <= 0.01 and abs(log_z - exact) < 4 * stderr
+    with pytest.warns(UserWarning, match="max_rounds=16"):
+        plans[0].sample_until(jax.random.key(5), stderr=1e-9, max_rounds=16, first=8)
+    with pytest.raises(ValueError, match="stderr must be a positive"):
+        plans[0].sample_until(jax.random.key(5), stderr=0.0)
