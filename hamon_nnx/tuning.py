@@ -9,9 +9,10 @@ the previous step left warm:
 2. `tune_chains`: N from the total barrier Lambda (about 2 Lambda + 1, the
    chain count that maximises round trips per unit of work when work grows
    with N), then the schedule is adapted again at the new N.
-3. optionally a variational reference: a product reference fitted to the
-   beta = 1 chain, then the schedule is adapted again (Lambda drops when
-   the model has strong fields).
+3. a variational reference (by default when it pays): a product reference
+   fitted to the beta = 1 chain, then the schedule is adapted again; kept
+   when Lambda drops by at least 5% (models with strong fields), else the
+   uniform reference and its ladder come back.
 4. `tune_exploration`: n_explore in 1, 2, 4, ... by the ESS of the slowest
    slot's energy per sweep of work (counted, never timed: same key, same plan).
 
@@ -354,7 +355,7 @@ def autotune(
     n_chains: int | None = None,
     n_explore: int | None = None,
     max_rounds: int = 1024,
-    reference: str = "uniform",
+    reference: str = "auto",
     clamp=None,
     max_chains: int = 256,
     device="auto",
@@ -367,7 +368,10 @@ def autotune(
         n_chains: fix N instead of tuning it.
         n_explore: fix the sweeps per round instead of tuning them.
         max_rounds: rounds of the longest adaptation (rounds double up to it).
-        reference: "uniform" or "variational" (a product reference fitted to
+        reference: "auto" (default: the variational reference when its tuned
+            barrier is at least 5% below the uniform one's, else uniform; both
+            exact, the product reference's log Z is known), "uniform" or
+            "variational" (a product reference fitted to
             the beta = 1 chain).
         clamp: optional `(mask, values)` held fixed in every chain.
         max_chains: upper limit for the tuned N.
@@ -380,8 +384,8 @@ def autotune(
     Returns:
         NRPTPlan.
     """
-    if reference not in ("uniform", "variational"):
-        raise ValueError(f"reference must be 'uniform' or 'variational', got {reference!r}")
+    if reference not in ("auto", "uniform", "variational"):
+        raise ValueError(f"reference must be 'auto', 'uniform' or 'variational', got {reference!r}")
     key = _check_key(key)
     max_rounds = _check_count("max_rounds", max_rounds, 32)
     if n_explore is not None:
@@ -408,7 +412,8 @@ def autotune(
                 runner, keys[2], state, n_explore=explore, first_rounds=max_rounds // 4,
                 n_adaptations=2, history=history,
             )  # fmt: skip
-    if reference == "variational":
+    if reference in ("variational", "auto"):
+        uniform = (state, len(history), history[-1].total_barrier)
         state, cold = runner.run(keys[3], state, max_rounds // 2, explore)
         fitted = ref_lib.fit(runner.model.to_internal(cold.cold), runner.model.blocks)
         runner.reference = fitted
@@ -417,6 +422,12 @@ def autotune(
             runner, keys[4], state, n_explore=explore, first_rounds=max_rounds // 4,
             n_adaptations=2, history=history,
         )  # fmt: skip
+        if reference == "auto" and history[-1].total_barrier > 0.95 * uniform[2]:
+            # less than 5% lower (within the estimates' noise): back to the
+            # uniform reference and its tuned ladder
+            runner.reference = None
+            state = uniform[0]
+            del history[uniform[1] :]
     start = state
     if n_explore is None:
         explore, state, _, tuned = tune_exploration(runner, keys[5], state)

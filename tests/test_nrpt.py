@@ -412,3 +412,18 @@ def test_sample_until_reaches_the_requested_standard_error():
         plans[0].sample_until(jax.random.key(5), stderr=1e-9, max_rounds=16, first=8)
     with pytest.raises(ValueError, match="stderr must be a positive"):
         plans[0].sample_until(jax.random.key(5), stderr=0.0)
+
+
+def test_reference_auto_keeps_the_variational_reference_only_when_it_pays():
+    """A model with strong fields: the fitted product reference lowers the
+    barrier and is kept; a field-free lattice: the uniform one stays."""
+    g = np.random.default_rng(0)
+    biased = hn.RBM.from_params(g.normal(size=(12, 4)) * 0.3, g.normal(size=12) * 3, np.zeros(4))
+    plan = hn.autotune(biased, jax.random.key(1), max_rounds=128)
+    assert plan.report().reference == "variational"
+    uniform = hn.autotune(biased, jax.random.key(1), max_rounds=128, reference="uniform")
+    assert plan.report().total_barrier < uniform.report().total_barrier
+    log_z, stderr = plan.log_z()
+    assert abs(log_z - hn.exact.log_partition(biased)) < 4 * stderr
+    flat = hn.IsingModel.lattice((6, 6), coupling=0.3, periodic=True)
+    assert hn.autotune(flat, jax.random.key(1)).report().reference == "uniform"
