@@ -413,7 +413,8 @@ def autotune(
                 n_adaptations=2, history=history,
             )  # fmt: skip
     if reference in ("variational", "auto"):
-        uniform = (state, len(history), history[-1].total_barrier)
+        uniform_state, n_uniform_steps = state, len(history)
+        uniform_barrier = history[-1].total_barrier
         state, cold = runner.run(keys[3], state, max_rounds // 2, explore)
         fitted = ref_lib.fit(runner.model.to_internal(cold.cold), runner.model.blocks)
         runner.reference = fitted
@@ -422,12 +423,12 @@ def autotune(
             runner, keys[4], state, n_explore=explore, first_rounds=max_rounds // 4,
             n_adaptations=2, history=history,
         )  # fmt: skip
-        if reference == "auto" and history[-1].total_barrier > 0.95 * uniform[2]:
+        if reference == "auto" and history[-1].total_barrier > 0.95 * uniform_barrier:
             # less than 5% lower (within the estimates' noise): back to the
             # uniform reference and its tuned ladder
             runner.reference = None
-            state = uniform[0]
-            del history[uniform[1] :]
+            state = uniform_state
+            del history[n_uniform_steps:]
     start = state
     if n_explore is None:
         explore, state, _, tuned = tune_exploration(runner, keys[5], state)

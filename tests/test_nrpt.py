@@ -239,6 +239,8 @@ def test_bad_input(key):
         hn.nrpt(m, key, n_explore=0)
     with pytest.raises(ValueError, match="n_rounds must be an integer >= 1"):
         hn.nrpt(m, key, n_rounds=0)
+    with pytest.raises(ValueError, match="n_warmup must be an integer >= 0"):
+        hn.nrpt(m, key, n_warmup=-1)
     with pytest.raises(ValueError, match="reference must be"):
         hn.autotune(m, key, reference="gaussian")
     with pytest.raises(ValueError, match="NaN"):

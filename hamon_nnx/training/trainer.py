@@ -310,7 +310,7 @@ class Trainer:
             )
         self.steps_per_call = None if steps_per_call is None else int(steps_per_call)
         self._data_cache = None  # (host data, device copy) of the last fit
-        self._split = None  # (graphdef, state) of (model, optimizer) while fit runs
+        self._split = None  # (graphdef, treedef, leaves) of (model, optimizer) while fit runs
         device_lib.check(device)
         self.device = device
         self.placement = None  # resolved at the first fit, then reused
