@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -21,7 +22,10 @@ from .sampling import _check_count, _check_key, check_clamp
 TRACE_COUNT = 0
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef", "capacity", "chain_sharding"))
+@functools.partial(
+    jax.jit,
+    static_argnames=("graphdef", "capacity", "observers", "ladder_sharding"),
+)
 def _nrpt_program(
     graphdef,
     params,
@@ -29,17 +33,19 @@ def _nrpt_program(
     state,
     clamp_mask,
     reference,
-    n_rounds,
-    n_explore,
+    counts,
+    observed,
     *,
     capacity,
-    chain_sharding=None,
+    observers,
+    ladder_sharding=None,
 ):
     global TRACE_COUNT
     TRACE_COUNT += 1
     model = nnx.merge(graphdef, params)
     clamp = None if clamp_mask is None else gibbs.Clamp(clamp_mask)
-    state = state._replace(x=device_lib.constrain_chains(state.x, chain_sharding))
+    n_rounds, n_explore, thin, phase = counts
+    state = state._replace(x=device_lib.constrain_chains(state.x, ladder_sharding))
     state, info = tempering.run(
         key,
         state,
@@ -49,12 +55,30 @@ def _nrpt_program(
         n_explore=n_explore,
         clamp=clamp,
         reference=reference,
+        thin=thin,
+        phase=phase,
+        observers=dict(observers) if observers else None,
+        observed=observed,
     )
-    # per-round statistics are small: a full copy everywhere, readable on every host
-    info = device_lib.replicate_within(
-        info._replace(cold=model.to_natural(info.cold)), chain_sharding
-    )
-    return state, info
+    # the records of a chunk are few (capacity rows): always taken, kept by the caller if asked
+    info = info._replace(cold=model.to_natural(info.cold))
+    # per-round statistics and the beta = 1 records are small next to the
+    # ladders: a full copy everywhere, readable on every host
+    return state, device_lib.replicate_within(info, ladder_sharding)
+
+
+class Rounds(NamedTuple):
+    """The rounds of one `Runner.run` call, replica axis first.
+
+    energy, acceptance and swapped are host arrays over every round; `cold`
+    (the recorded beta = 1 states, natural order) stays on the run's device.
+    """
+
+    energy: np.ndarray  # (R, rounds, N) float32 V per slot before the swaps
+    acceptance: np.ndarray  # (R, rounds, N-1)
+    swapped: np.ndarray  # (R, rounds, N-1) bool
+    cold: jax.Array | None  # (R, rounds // thin, n) int8, or None without `record`
+    observed: dict | None  # observer states after the run
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "n_chains", "chain_sharding"))
@@ -91,15 +115,21 @@ class Runner:
 
     def _place(self, state: tempering.NRPTState) -> tempering.NRPTState:
         """The ladder axis of the chains split over the devices, the rest replicated."""
-        self.placement.check_chains(int(state.x.shape[0]), "the ladder size N")
+        if state.x.ndim != 3:
+            raise ValueError(
+                "an NRPT state has chains of shape (replicas, N, n), got "
+                f"{tuple(state.x.shape)}; pass the state of an hn.nrpt result or a plan"
+            )
+        self.placement.check_chains(int(state.x.shape[1]), "the ladder size N")
         rest = self.placement.replicate(state._replace(x=None))
-        return rest._replace(x=self.placement.shard_chains(state.x))
+        return rest._replace(x=self.placement.shard_chains(state.x, axis=1))
 
     @property
     def n_variables(self) -> int:
         return self.model.n_variables
 
-    def initial_state(self, key: jax.Array, ladder) -> tempering.NRPTState:
+    def initial_state(self, key: jax.Array, ladder, n_replicas: int = 1) -> tempering.NRPTState:
+        """Uniformly random states (clamps applied) of `n_replicas` ladders."""
         ladder = jnp.asarray(schedule.check_ladder(ladder), jnp.float32)
         mask, values = self.clamp if self.clamp is not None else (None, None)
         n_chains = int(ladder.shape[0])
@@ -110,10 +140,10 @@ class Runner:
             self.placement.replicate(key),
             mask,
             values,
-            n_chains=n_chains,
+            n_chains=n_replicas * n_chains,
             chain_sharding=self.placement.chain_sharding,
         )
-        return self._place(tempering.init(x, ladder))
+        return self._place(tempering.init(x.reshape(n_replicas, n_chains, -1), ladder))
 
     def log_z_reference(self) -> float:
         blocks = self.model.blocks
@@ -124,21 +154,40 @@ class Runner:
             log_z -= _clamped_reference_log_z(blocks, reference, self.clamp)
         return log_z
 
-    @property
-    def capacity(self) -> int:
+    def capacity(self, n_replicas: int) -> int:
         """Rounds per compiled call: 256, fewer for big models (buffer memory)."""
-        rounds = 2 ** int(np.log2(max(2**22 // max(self.n_variables, 1), 1)))
+        rounds = 2 ** int(np.log2(max(2**22 // max(self.n_variables * n_replicas, 1), 1)))
         return int(np.clip(rounds, 8, 256))
 
-    def run(self, key, state, n_rounds: int, n_explore: int):
-        """`n_rounds` rounds in chunks of `capacity`, one compiled program for all."""
+    def run(
+        self,
+        key,
+        state,
+        n_rounds: int,
+        n_explore: int,
+        *,
+        thin: int = 1,
+        record: bool = True,
+        observers: dict | None = None,
+        observed: dict | None = None,
+    ) -> tuple[tempering.NRPTState, Rounds]:
+        """`n_rounds` rounds in chunks of `capacity`, one compiled program for all.
+
+        Every `thin`-th round (counted from this call's start) is recorded:
+        stored with `record`, and fed to `observers` (continuing `observed`).
+        """
         mask = None if self.clamp is None else self.clamp[0]
         state = self._place(state)
         key, reference = self.placement.replicate((key, self.reference))
-        chunks = []
+        capacity = self.capacity(int(state.x.shape[0]))
+        if observers and observed is None:
+            observed = self.placement.replicate(obs_lib.init_all(observers, self.model))
+        static_observers = tuple(sorted(observers.items())) if observers else None
+        host, cold = [], []
         done = 0
         while done < n_rounds:
-            active = min(self.capacity, n_rounds - done)
+            active, phase = min(capacity, n_rounds - done), done % thin
+            counts = tuple(jnp.int32(c) for c in (active, n_explore, thin, phase))
             state, info = _nrpt_program(
                 self.graphdef,
                 self.params,
@@ -146,39 +195,55 @@ class Runner:
                 state,
                 mask,
                 reference,
-                jnp.int32(active),
-                jnp.int32(n_explore),
-                capacity=self.capacity,
-                chain_sharding=self.placement.chain_sharding,
+                counts,
+                observed,
+                capacity=capacity,
+                observers=static_observers,
+                ladder_sharding=self.placement.ladder_sharding,
             )
-            # slice and join on the host: eager device slicing compiles per length
-            chunks.append(jax.tree.map(lambda a, k=active: np.asarray(a)[:k], info))
+            observed = info.observed
+            stats = jax.device_get((info.energy, info.acceptance, info.swapped))
+            host.append([a[:, :active] for a in stats])
+            n_kept = (phase + active) // thin - phase // thin
+            if record and n_kept:
+                cold.append(info.cold if n_kept == capacity else info.cold[:, :n_kept])
             done += active
-        info = jax.tree.map(lambda *a: np.concatenate(a), *chunks)
-        energy = info.energy
-        if not np.all(np.isfinite(energy)):
-            r, i = np.argwhere(~np.isfinite(energy))[0]
-            raise ValueError(
-                f"the model's energy is NaN or inf at round {r}, ladder slot {i}; "
-                "check its parameters and energy function"
-            )
-        return state, info
+        energy, acceptance, swapped = (np.concatenate(a, axis=1) for a in zip(*host, strict=True))
+        _check_finite(energy)
+        if record:
+            cold = cold[0] if len(cold) == 1 else _join(cold, state.x.shape[0], self.n_variables)
+        return state, Rounds(energy, acceptance, swapped, cold if record else None, observed)
 
 
-def _cold_energy(runner: Runner, info) -> np.ndarray:
-    """E of the beta = 1 state after each round's swaps, from the recorded V.
+def _join(chunks: list, n_replicas: int, n: int) -> jax.Array:
+    if not chunks:
+        return jnp.zeros((n_replicas, 0, n), jnp.int8)
+    return jnp.concatenate(chunks, axis=1)
+
+
+def _check_finite(energy: np.ndarray) -> None:
+    if not np.all(np.isfinite(energy)):
+        r, t, i = np.argwhere(~np.isfinite(energy))[0]
+        raise ValueError(
+            f"the model's energy is NaN or inf at round {t}, ladder slot {i} (replica {r}); "
+            "check its parameters and energy function"
+        )
+
+
+def _cold_energy(runner: Runner, rounds: Rounds, thin: int) -> np.ndarray:
+    """E of each recorded beta = 1 state (after its round's swaps), from the V's.
 
     The top slot holds, after the swaps, the state that was at slot N-2 when
     the last pair swapped, else its own; E = V + E_ref of that state.
     """
-    energy = np.asarray(info.energy, np.float64)
-    swapped = np.asarray(info.swapped)[:, -1]
-    v = np.where(swapped, energy[:, -2], energy[:, -1])
+    energy = np.asarray(rounds.energy[:, thin - 1 :: thin], np.float64)
+    swapped = np.asarray(rounds.swapped[:, thin - 1 :: thin, -1])
+    v = np.where(swapped, energy[..., -2], energy[..., -1])
     if runner.reference is None:
         return v
-    cold = runner.model.to_internal(jnp.asarray(info.cold))  # the draws are in natural order
-    e_ref = ref_lib.energy(cold, runner.model.blocks, runner.reference)
-    return v + np.asarray(e_ref, np.float64)
+    cold = runner.model.to_internal(rounds.cold)  # the draws are in natural order
+    e_ref = ref_lib.energy(cold.reshape(-1, cold.shape[-1]), runner.model.blocks, runner.reference)
+    return v + np.asarray(e_ref, np.float64).reshape(v.shape)
 
 
 def _clamped_reference_log_z(blocks, reference, clamp) -> float:
@@ -208,37 +273,49 @@ def _clamped_reference_log_z(blocks, reference, clamp) -> float:
 
 @dataclasses.dataclass
 class NRPTResult:
-    """The outcome of `hn.nrpt`.
+    """The outcome of `hn.nrpt`; R = `n_replicas` independent ladders.
 
     Attributes:
-        samples: int8 (1, n_rounds, n): the beta = 1 chain after every round
-            (after that round's swaps), natural order (ArviZ layout: chain,
-            draw, variable).
-        sample_energy: (1, n_rounds) float64: the model energy E at beta = 1
-            of each draw in `samples`, for reweighting them to other betas.
-        state: the final `NRPTState` (pass it back as `state=` to continue).
-        energy: (n_rounds, N) path energies V = E - E_ref per ladder slot and
-            round, after exploration and before the round's swaps (what the
-            swaps and the stepping stone use; E_ref = 0 for the uniform
-            reference, so V = E).
-        acceptance: (n_rounds, N-1) swap acceptance probabilities per pair.
+        samples: int8 (R, n_rounds // thin, n): the beta = 1 chain of every
+            replica after every `thin`-th round (after that round's swaps),
+            natural order, on the device the run used (ArviZ layout: chain,
+            draw, variable; `hn.rhat(result.samples)` compares replicas).
+            None with `record=False`.
+        sample_energy: (R, n_rounds // thin) float64: the model energy E at
+            beta = 1 of each draw in `samples`, for reweighting them to other
+            betas (None with `record=False`).
+        state: the final `NRPTState`, replica axis first (pass it back as
+            `state=` to continue).
+        energy: (R, n_rounds, N) path energies V = E - E_ref per ladder slot
+            and round, after exploration and before the round's swaps (what
+            the swaps and the stepping stone use; E_ref = 0 for the uniform
+            reference, so V = E). Every round, also with `thin`: N floats a
+            round are all a run keeps when it records nothing.
+        acceptance: (R, n_rounds, N-1) swap acceptance probabilities per pair.
         ladder: (N,) inverse temperatures.
-        log_z: `core.evidence.LogZ` (stepping stone, both directions).
+        log_z: `core.evidence.LogZ` (Bennett's ratio pooled over the replicas;
+            the error bar sees the spread between them).
+        observed: observer states fed every recorded round's beta = 1 state
+            of every replica, streamed inside the run (`observers=`).
     """
 
-    samples: jax.Array
+    samples: jax.Array | None
     state: tempering.NRPTState
     energy: np.ndarray
     acceptance: np.ndarray
     ladder: np.ndarray
     log_z: evidence.LogZ | None
-    observed: dict | None = None  # observer states over the cold chain (`observers=`)
+    observed: dict | None = None
     sample_energy: np.ndarray | None = None
 
     @property
+    def n_replicas(self) -> int:
+        return int(self.energy.shape[0])
+
+    @property
     def rejection(self) -> np.ndarray:
-        """Mean rejection rate per neighbouring pair."""
-        return 1.0 - self.acceptance.mean(axis=0)
+        """Mean rejection rate per neighbouring pair (over replicas and rounds)."""
+        return 1.0 - self.acceptance.mean(axis=(0, 1))
 
     @property
     def total_barrier(self) -> float:
@@ -246,7 +323,23 @@ class NRPTResult:
 
     @property
     def round_trips(self) -> int:
-        return int(self.state.round_trips)
+        """Round trips of all replicas together."""
+        return int(np.sum(self.state.round_trips))
+
+
+def _start(runner: Runner, key, betas, init, n_replicas: int) -> tempering.NRPTState:
+    state = runner.initial_state(key, betas, n_replicas)
+    if init is None:
+        return state
+    model = runner.model
+    x = model.validate_state(init, name="init")
+    shape = tuple(state.x.shape)
+    if x.shape not in (shape[2:], shape[1:], shape):
+        raise ValueError(f"init must have shape {shape[2:]}, {shape[1:]} or {shape}, got {x.shape}")
+    x = model.to_internal(jnp.broadcast_to(x, shape))
+    if runner.clamp is not None:
+        x = jnp.where(runner.clamp[0], runner.clamp[1], x)
+    return runner._place(state._replace(x=x))
 
 
 def nrpt(
@@ -263,6 +356,9 @@ def nrpt(
     device="auto",
     observers=None,
     n_warmup: int | None = None,
+    n_replicas: int = 1,
+    record: bool = True,
+    thin: int = 1,
 ) -> NRPTResult:
     """Non-reversible parallel tempering on a fixed ladder.
 
@@ -272,29 +368,42 @@ def nrpt(
     low). A run continued with `state=` is already warm and, by default,
     continues without warm-up exactly as one longer run would.
 
+    Memory: the draws kept are `n_rounds // thin` per replica (none with
+    `record=False`); observers stream inside the compiled program; besides
+    these, a run keeps N energies and N-1 acceptances per round and replica
+    (what log Z and the swap statistics need).
+
     Args:
         model: any hamon-nnx model.
         key: PRNG key. Continuing with `state=` and the same key is the same
             as one longer run.
         betas: the ladder, strictly increasing from 0 to 1 (default: `n_chains`
             evenly spaced values). Use `hn.autotune` for a tuned ladder.
-        n_rounds: rounds to run; every round records the beta = 1 state.
+        n_rounds: production rounds to run.
         n_explore: Gibbs sweeps per chain per round.
-        n_chains: ladder size when `betas` is None.
-        init: optional (N, n) or (n,) initial states, natural order.
+        n_chains: ladder size N when `betas` is None (chains per replica).
+        init: optional initial states, natural order: (n,), (N, n) or
+            (n_replicas, N, n).
         clamp: optional `(mask, values)` held fixed in every chain.
         reference: optional product reference (logits per block, internal
             order) for the beta = 0 end; uniform by default.
-        state: an `NRPTState` to continue from (ignores betas and init).
+        state: an `NRPTState` to continue from (ignores betas, init and
+            n_replicas).
         device: where to run: "auto", "cpu", "gpu", a `jax.Device`, None, or
             several devices (a list or `hn.chain_mesh()`) to shard the ladder
             over (N a multiple of the device count), with identical results;
             see `hamon_nnx.core.device`.
         observers: optional dict name -> observer (`hn.observers.Moments()`,
-            ...) fed the beta = 1 chain after every round; their states are
-            in `result.observed`.
+            ...) fed the beta = 1 state of every replica after every `thin`-th
+            round, inside the run; their states are in `result.observed`.
         n_warmup: rounds run first and discarded (default: a quarter of
             `n_rounds`, at least 32, for a fresh run; 0 with `state=`).
+        n_replicas: independent ladders run together (vmapped; replica r
+            uses `fold_in(key, r)`): R-hat across them, and a log Z pooled
+            over them whose error bar includes their spread.
+        record: keep the draws (default); False keeps none (observers and
+            log Z still see every round).
+        thin: record (and observe) every `thin`-th round.
 
     Returns:
         NRPTResult with the cold-chain samples, log Z and swap statistics.
@@ -302,50 +411,48 @@ def nrpt(
     Example:
         >>> import jax, hamon_nnx as hn
         >>> m = hn.IsingModel.lattice((8, 8), coupling=0.5)
-        >>> res = hn.nrpt(m, jax.random.key(0), n_rounds=200, n_chains=8)
-        >>> res.samples.shape
-        (1, 200, 64)
+        >>> res = hn.nrpt(m, jax.random.key(0), n_rounds=200, n_chains=8, n_replicas=2)
+        >>> res.samples.shape, res.energy.shape
+        ((2, 200, 64), (2, 200, 8))
     """
     key = _check_key(key)
     n_rounds = _check_count("n_rounds", n_rounds, 1)
     n_explore = _check_count("n_explore", n_explore, 1)
+    n_replicas = _check_count("n_replicas", n_replicas, 1)
+    thin = _check_count("thin", thin, 1)
+    if not isinstance(record, (bool, np.bool_)):
+        raise TypeError(f"record must be True or False, got {record!r}")
     if n_warmup is None:
         n_warmup = 0 if state is not None else max(32, n_rounds // 4)
     n_warmup = _check_count("n_warmup", n_warmup, 0)
+    observers = None if observers is None else obs_lib.check_observers(observers)
     if state is None and betas is None:
         betas = np.linspace(0.0, 1.0, _check_count("n_chains", n_chains, 2))
-    size = np.size(betas if state is None else state.ladder)
+    size = np.size(betas) if state is None else int(state.ladder.shape[-1])
     runner = Runner(model, clamp=clamp, reference=reference, device=device, n_chains=size)
     init_key, run_key = jax.random.split(key)
     if state is None:
-        state = runner.initial_state(init_key, betas)
-        if init is not None:
-            x = model.validate_state(init, name="init")
-            x = jnp.broadcast_to(x, state.x.shape) if x.ndim == 1 else x
-            if x.shape != state.x.shape:
-                raise ValueError(f"init must have shape {state.x.shape[1:]} or {state.x.shape}")
-            x = model.to_internal(x)
-            if runner.clamp is not None:
-                x = jnp.where(runner.clamp[0], runner.clamp[1], x)
-            state = state._replace(x=x)
+        state = _start(runner, init_key, betas, init, n_replicas)
     if n_warmup:
-        state, _ = runner.run(run_key, state, n_warmup, n_explore)
-        zero = jnp.zeros((), jnp.int32)
+        state, _ = runner.run(run_key, state, n_warmup, n_explore, record=False)
+        zero = jnp.zeros_like(state.round_trips)
         state = tempering.reset_statistics(state)._replace(round_trips=zero, restarts=zero)
-    state, info = runner.run(run_key, state, n_rounds, n_explore)
-    ladder = np.asarray(state.ladder, np.float64)
-    energy = np.asarray(info.energy, np.float64)
+    state, rounds = runner.run(
+        run_key, state, n_rounds, n_explore, thin=thin, record=record, observers=observers
+    )
+    ladder = np.asarray(state.ladder[0], np.float64)
+    energy = np.asarray(rounds.energy, np.float64)
     try:
         log_z = evidence.stepping_stone(energy, ladder, runner.log_z_reference())
     except ValueError:
         log_z = None  # too few rounds for an error bar
     return NRPTResult(
-        samples=jnp.asarray(info.cold[None]),
-        sample_energy=_cold_energy(runner, info)[None],
+        samples=rounds.cold,
+        sample_energy=_cold_energy(runner, rounds, thin) if record else None,
         state=state,
         energy=energy,
-        acceptance=np.asarray(info.acceptance, np.float64),
+        acceptance=np.asarray(rounds.acceptance, np.float64),
         ladder=ladder,
         log_z=log_z,
-        observed=None if observers is None else obs_lib.observe_draws(observers, model, info.cold),
+        observed=rounds.observed,
     )

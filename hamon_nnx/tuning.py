@@ -35,7 +35,7 @@ from .core import diagnostics, evidence, schedule, tempering
 from .core import reference as ref_lib
 from .models.base import EnergyModel
 from .models.ising import IsingModel
-from .parallel_tempering import Runner
+from .parallel_tempering import Rounds, Runner
 from .sampling import _check_count, _check_key
 
 
@@ -54,7 +54,13 @@ class AdaptationStep:
 
 
 def _rejection(state: tempering.NRPTState) -> np.ndarray:
-    return np.asarray(state.rejection, np.float64) / max(int(state.n_stats), 1)
+    """Mean rejection per pair, pooled over the replicas."""
+    total = np.asarray(state.rejection, np.float64).sum(axis=0)
+    return total / max(int(np.sum(state.n_stats)), 1)
+
+
+def _round_trips(state: tempering.NRPTState) -> int:
+    return int(np.sum(state.round_trips))
 
 
 def tune_schedule(
@@ -74,13 +80,14 @@ def tune_schedule(
     """
     n_rounds = first_rounds
     for step in range(n_adaptations):
-        trips_before = int(state.round_trips)
-        state, _ = runner.run(jax.random.fold_in(key, step), state, n_rounds, n_explore)
+        trips_before = _round_trips(state)
+        key_step = jax.random.fold_in(key, step)
+        state, _ = runner.run(key_step, state, n_rounds, n_explore, record=False)
         rejection = _rejection(state)
-        ladder = np.asarray(state.ladder, np.float64)
+        ladder = np.asarray(state.ladder[0], np.float64)
         if history is not None:
             history.append(
-                AdaptationStep(ladder, rejection, n_rounds, int(state.round_trips) - trips_before)
+                AdaptationStep(ladder, rejection, n_rounds, _round_trips(state) - trips_before)
             )
         new = schedule.equal_barrier_ladder(ladder, rejection)
         state = tempering.reset_statistics(state, jnp.asarray(new, jnp.float32))
@@ -102,9 +109,9 @@ def tune_chains(total_barrier: float, min_chains: int = 4, max_chains: int = 256
 
 def resize(state: tempering.NRPTState, ladder: np.ndarray) -> tempering.NRPTState:
     """Move to a new ladder (any size): each new slot takes the nearest old chain."""
-    old = np.asarray(state.ladder, np.float64)
+    old = np.asarray(state.ladder[0], np.float64)
     nearest = np.abs(ladder[:, None] - old[None, :]).argmin(axis=1)
-    x = state.x[jnp.asarray(nearest)]  # on the devices: sharded chains stay off the host
+    x = state.x[:, jnp.asarray(nearest)]  # on the devices: sharded chains stay off the host
     return tempering.init(x, jnp.asarray(ladder, jnp.float32))
 
 
@@ -115,8 +122,10 @@ def tune_exploration(
     *,
     candidates=(1, 2, 4, 8),
     n_rounds: int = 256,
-) -> tuple[int, tempering.NRPTState, dict[int, float], tempering.RoundInfo]:
+) -> tuple[int, tempering.NRPTState, dict[int, float], Rounds]:
     """Pick n_explore by ESS of the slowest slot's energy per unit of work.
+
+    ESS counts over every replica (`n_rounds` rounds of each).
 
     Tempering only helps when exploration refreshes every chain's energy
     between swaps (Syed et al.'s efficient local exploration); the slot
@@ -131,19 +140,21 @@ def tune_exploration(
 
     Returns:
         (best n_explore, warm state, {n_explore: ESS per sweep-equivalent},
-        the rounds' `RoundInfo`s joined: all ran at the state's ladder).
+        the rounds' statistics joined: all ran at the state's ladder).
     """
     scores, infos = {}, []
     for i, n_explore in enumerate(candidates):
-        state, info = runner.run(jax.random.fold_in(key, i), state, n_rounds, n_explore)
+        key_i = jax.random.fold_in(key, i)
+        state, info = runner.run(key_i, state, n_rounds, n_explore, record=False)
         infos.append(info)
-        ess = diagnostics.ess(np.asarray(info.energy)[None, :, 1:], method="bulk")
+        ess = diagnostics.ess(info.energy[:, :, 1:], method="bulk")
         ess = float(np.nanmin(ess)) if np.any(np.isfinite(ess)) else 0.0
-        scores[n_explore] = ess / (n_rounds * (n_explore + 1))
+        scores[n_explore] = ess / (len(info.energy) * n_rounds * (n_explore + 1))
         if scores[n_explore] < max(scores.values()):
             break  # past the peak: more sweeps per round only cost work
     best = max(scores, key=scores.get)
-    rounds = jax.tree.map(lambda *a: np.concatenate(a), *infos)
+    joined = [np.concatenate([getattr(i, f) for i in infos], axis=1) for f in Rounds._fields[:3]]
+    rounds = Rounds(*joined, cold=None, observed=None)
     return best, tempering.reset_statistics(state), scores, rounds
 
 
@@ -166,18 +177,24 @@ class NRPTReport:
     log_z: float | None
     log_z_stderr: float | None
     reference: str
+    n_replicas: int = 1
+    rhat_energy: float = math.nan
     plan: NRPTPlan | None = dataclasses.field(default=None, repr=False)
 
     def __str__(self) -> str:
         lines = [
-            f"NRPT plan: N = {self.n_chains} chains, n_explore = {self.n_explore}, "
+            f"NRPT plan: N = {self.n_chains} chains x {self.n_replicas} replicas, "
+            f"n_explore = {self.n_explore}, "
             f"{self.reference} reference",
             f"  barrier Lambda = {self.total_barrier:.3f}",
-            f"  round trips = {self.round_trips} (restarts {self.restarts}) in {self.n_rounds} rounds: "
-            f"{self.round_trip_rate:.4f}/round (predicted for this ladder "
+            f"  round trips = {self.round_trips} (restarts {self.restarts}) in {self.n_rounds} rounds"
+            f"{f' x {self.n_replicas} replicas' if self.n_replicas > 1 else ''}: "
+            f"{self.round_trip_rate:.4f}/round per ladder (predicted for this ladder "
             f"{self.predicted_round_trip_rate_ladder:.4f}, for many chains 1/(2+2 Lambda) = "
             f"{self.predicted_round_trip_rate:.4f})",
-            f"  ESS of the beta = 1 energy = {self.ess_energy:.1f}",
+            f"  ESS of the beta = 1 energy = {self.ess_energy:.1f}, R-hat "
+            f"{self.rhat_energy:.3f} ({self.n_replicas} replica"
+            f"{'s' if self.n_replicas > 1 else ', halves compared'})",
         ]
         if self.log_z is not None:
             lines.append(f"  log Z = {self.log_z:.4f} +- {self.log_z_stderr:.4f} (stepping stone)")
@@ -188,6 +205,10 @@ class NRPTReport:
 
 class NRPTPlan:
     """A tuned NRPT run: warm chains on a tuned ladder, ready to sample.
+
+    Draws have shape (n_replicas, draws, n_variables). The plan keeps the
+    draws since the last `sample` (`plan.draws()`) and N energies per round
+    and replica for log Z; `record=False` keeps no draws.
 
     Example:
         >>> import jax, hamon_nnx as hn
@@ -205,7 +226,7 @@ class NRPTPlan:
         self.state = state
         self.n_explore = n_explore
         self.history = history
-        self._draws: list[np.ndarray] = []
+        self._draws: list[jax.Array] = []
         # the last tuning rounds ran at the final ladder: log Z and the report
         # start from them, and sampling refines them
         self._energy: list[np.ndarray] = []
@@ -214,50 +235,72 @@ class NRPTPlan:
             self._energy.append(np.asarray(tuned.energy, np.float64))
             self._acceptance.append(np.asarray(tuned.acceptance, np.float64))
         start = state if start is None else start
-        self._trips_at_start = int(start.round_trips)
-        self._restarts_at_start = int(start.restarts)
-        self._rounds_at_start = int(start.round)
+        self._trips_at_start = _round_trips(start)
+        self._restarts_at_start = int(np.sum(start.restarts))
 
     @property
     def ladder(self) -> np.ndarray:
-        return np.asarray(self.state.ladder, np.float64)
+        return np.asarray(self.state.ladder[0], np.float64)
 
     @property
     def n_chains(self) -> int:
-        return int(self.state.ladder.shape[0])
+        return int(self.state.ladder.shape[-1])
 
-    def _run(self, key, n: int) -> None:
+    @property
+    def n_replicas(self) -> int:
+        return int(self.state.x.shape[0])
+
+    def _run(self, key, n: int, thin: int = 1, record: bool = True) -> jax.Array | None:
         key = _check_key(key)
         n = _check_count("n", n, 1)
-        self.state, info = self.runner.run(key, self.state, n, self.n_explore)
-        self._draws.append(info.cold)
-        self._energy.append(np.asarray(info.energy, np.float64))
-        self._acceptance.append(np.asarray(info.acceptance, np.float64))
+        thin = _check_count("thin", thin, 1)
+        self.state, rounds = self.runner.run(
+            key, self.state, n * thin, self.n_explore, thin=thin, record=record
+        )
+        self._energy.append(np.asarray(rounds.energy, np.float64))
+        self._acceptance.append(np.asarray(rounds.acceptance, np.float64))
+        if record:
+            self._draws.append(rounds.cold)
+        return rounds.cold
 
-    def sample(self, key: jax.Array, n: int) -> jax.Array:
-        """n new draws of the beta = 1 chain, (1, n, n_variables), natural order.
+    def sample(self, key: jax.Array, n: int, *, thin: int = 1) -> jax.Array:
+        """n new draws of every replica's beta = 1 chain, one every `thin`
+        rounds: (n_replicas, n, n_variables), natural order, on the run's device.
 
         The chains continue from where they are; earlier draws are dropped
         from the plan's collection (log Z keeps using every round).
         """
         self._draws = []
-        self._run(key, n)
-        return jnp.asarray(self._draws[-1][None])
+        return self._run(key, n, thin)
 
-    def extend(self, key: jax.Array, n: int) -> jax.Array:
-        """n more rounds; returns all draws collected since the last `sample`."""
-        self._run(key, n)
-        return jnp.asarray(np.concatenate(self._draws)[None])
+    def extend(self, key: jax.Array, n: int, *, thin: int = 1) -> jax.Array:
+        """n more draws (as `sample`), appended to the plan's collection.
+
+        Returns only the new draws; `plan.draws()` joins all since the last
+        `sample`. `sample(key, a)` then `extend(key2, b)` gives the draws of
+        `sample` over a + b rounds exactly when the keys are equal.
+        """
+        return self._run(key, n, thin)
+
+    def draws(self) -> jax.Array:
+        """Every draw since the last `sample`: (n_replicas, draws, n_variables)."""
+        if not self._draws:
+            raise ValueError("the plan has no draws yet: call plan.sample(key, n) first")
+        if len(self._draws) > 1:
+            self._draws = [jnp.concatenate(self._draws, axis=1)]
+        return self._draws[0]
 
     def sample_until(
-        self, key: jax.Array, stderr: float, *, max_rounds: int = 100_000, first: int = 256
-    ) -> tuple[float, float]:
+        self, key: jax.Array, stderr: float, *, max_rounds: int = 100_000, first: int = 256,
+        record: bool = False,
+    ) -> tuple[float, float]:  # fmt: skip
         """Sample more rounds until log Z's standard error is at most `stderr`.
 
         Rounds run in doubling batches (`first`, 2 `first`, ...; batch i keyed
-        by `fold_in(key, i)`), log Z is checked after each, and the draws are
-        collected as by `extend`. The stopping point depends only on the key
-        and the estimates, so the same key gives the same run.
+        by `fold_in(key, i)`) and log Z is checked after each. The stopping
+        point depends only on the key and the estimates, so the same key
+        gives the same run. Draws are not kept unless `record=True` (then
+        they are collected as by `extend`).
 
         Args:
             key: PRNG key.
@@ -265,6 +308,7 @@ class NRPTPlan:
             max_rounds: the most rounds to run; reaching it without the target
                 warns and returns the estimate so far.
             first: rounds of the first batch.
+            record: keep the draws in the plan.
 
         Returns:
             (log Z, standard error) when the target is met or the limit hit.
@@ -289,7 +333,7 @@ class NRPTPlan:
             if done >= max_rounds:
                 break
             n = min(batch, max_rounds - done)
-            self._run(jax.random.fold_in(key, i), n)
+            self._run(jax.random.fold_in(key, i), n, record=record)
             done, batch = done + n, 2 * batch
             try:
                 estimate = self.log_z()
@@ -303,15 +347,19 @@ class NRPTPlan:
         return estimate if estimate is not None else (math.nan, math.inf)
 
     def energies(self) -> np.ndarray:
-        """(rounds, N) energies of every sampling round so far."""
+        """(n_replicas, rounds, N) energies of the last tuning round and every
+        sampling round since."""
         if not self._energy:
             raise ValueError("the plan has no rounds yet: call plan.sample(key, n) first")
-        return np.concatenate(self._energy)
+        if len(self._energy) > 1:
+            self._energy = [np.concatenate(self._energy, axis=1)]
+        return self._energy[0]
 
     def log_z(self) -> tuple[float, float]:
         """(log Z, standard error) in nats: the stepping stone of the last tuning
-        rounds (at the final ladder) and of every sampling round since."""
-        est = evidence.stepping_stone(self.energies(), self.ladder, self.runner.log_z_reference())
+        rounds (at the final ladder) and of every sampling round since, pooled
+        over the replicas."""
+        est = self.log_z_details()
         return est.estimate, est.stderr
 
     def log_z_details(self) -> evidence.LogZ:
@@ -319,31 +367,34 @@ class NRPTPlan:
 
     def report(self) -> NRPTReport:
         energy = self.energies()
-        acceptance = np.concatenate(self._acceptance).mean(axis=0)
+        acceptance = np.concatenate(self._acceptance, axis=1).mean(axis=(0, 1))
         barrier = schedule.total_barrier(1 - acceptance)
-        n_rounds = energy.shape[0]
-        trips = int(self.state.round_trips) - self._trips_at_start
+        ladder_rounds = energy.shape[0] * energy.shape[1]
+        trips = _round_trips(self.state) - self._trips_at_start
         try:
             log_z, log_z_err = self.log_z()
         except ValueError:
             log_z, log_z_err = None, None
-        ess = float(diagnostics.ess(energy[None, :, -1], method="bulk")) if n_rounds >= 8 else 0.0
+        enough = energy.shape[1] >= 8
+        cold = energy[..., -1]
         return NRPTReport(
             n_chains=self.n_chains,
             n_explore=self.n_explore,
             total_barrier=barrier,
             round_trips=trips,
-            restarts=int(self.state.restarts) - self._restarts_at_start,
-            n_rounds=n_rounds,
-            round_trip_rate=trips / n_rounds,
+            restarts=int(np.sum(self.state.restarts)) - self._restarts_at_start,
+            n_rounds=energy.shape[1],
+            round_trip_rate=trips / ladder_rounds,
             predicted_round_trip_rate=schedule.predicted_round_trip_rate(barrier),
             predicted_round_trip_rate_ladder=schedule.predicted_round_trip_rate_for(1 - acceptance),
             acceptance=acceptance,
             ladder=self.ladder,
-            ess_energy=ess,
+            ess_energy=float(diagnostics.ess(cold, method="bulk")) if enough else 0.0,
             log_z=log_z,
             log_z_stderr=log_z_err,
             reference="uniform" if self.runner.reference is None else "variational",
+            n_replicas=self.n_replicas,
+            rhat_energy=float(diagnostics.rhat(cold)) if enough else math.nan,
             plan=self,
         )
 
@@ -359,6 +410,7 @@ def autotune(
     clamp=None,
     max_chains: int = 256,
     device="auto",
+    n_replicas: int = 1,
 ) -> NRPTPlan:
     """Tune NRPT for `model`: ladder, chain count, exploration; see module doc.
 
@@ -380,6 +432,10 @@ def autotune(
             `jax.Device`, None, or several devices (a list or
             `hn.chain_mesh()`) to shard the ladder over; tuned ladder sizes
             are then rounded up to a multiple of the device count.
+        n_replicas: independent ladders tuned and run together (vmapped):
+            the schedule adapts to their pooled rejection rates, the report
+            gives R-hat across them, and log Z pools them with an error bar
+            that includes their spread.
 
     Returns:
         NRPTPlan.
@@ -388,6 +444,7 @@ def autotune(
         raise ValueError(f"reference must be 'auto', 'uniform' or 'variational', got {reference!r}")
     key = _check_key(key)
     max_rounds = _check_count("max_rounds", max_rounds, 32)
+    n_replicas = _check_count("n_replicas", n_replicas, 1)
     if n_explore is not None:
         n_explore = _check_count("n_explore", n_explore, 1)
     n_adapt = max(1, int(math.log2(max_rounds)) - 4)  # 32, 64, ..., max_rounds
@@ -396,7 +453,7 @@ def autotune(
     runner = Runner(model, clamp=clamp, device=device, n_chains=start_n)
     if n_chains is None:
         start_n = runner.placement.round_up(start_n)
-    state = runner.initial_state(keys[0], np.linspace(0.0, 1.0, start_n))
+    state = runner.initial_state(keys[0], np.linspace(0.0, 1.0, start_n), n_replicas)
     history: list[AdaptationStep] = []
     explore = n_explore or 1
     state = tune_schedule(
@@ -415,8 +472,9 @@ def autotune(
     if reference in ("variational", "auto"):
         uniform_state, n_uniform_steps = state, len(history)
         uniform_barrier = history[-1].total_barrier
-        state, cold = runner.run(keys[3], state, max_rounds // 2, explore)
-        fitted = ref_lib.fit(runner.model.to_internal(cold.cold), runner.model.blocks)
+        state, rounds = runner.run(keys[3], state, max_rounds // 2, explore)
+        cold = runner.model.to_internal(rounds.cold.reshape(-1, runner.n_variables))
+        fitted = ref_lib.fit(cold, runner.model.blocks)
         runner.reference = fitted
         state = tempering.reset_statistics(state)
         state = tune_schedule(
@@ -433,7 +491,7 @@ def autotune(
     if n_explore is None:
         explore, state, _, tuned = tune_exploration(runner, keys[5], state)
     else:  # a last tuning round at the final ladder, for log Z and the report
-        state, tuned = runner.run(keys[5], state, 256, explore)
+        state, tuned = runner.run(keys[5], state, 256, explore, record=False)
         state = tempering.reset_statistics(state)
     return NRPTPlan(runner, state, explore, history, tuned=tuned, start=start)
 

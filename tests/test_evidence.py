@@ -55,3 +55,21 @@ def test_bad_energy_traces():
         evidence.stepping_stone(bad, ladder, 0.0)
     with pytest.raises(ValueError, match="too few"):
         evidence.stepping_stone(np.zeros((6, 4)), ladder, 0.0)
+
+
+def test_replicas_that_disagree_widen_the_error_bar():
+    """Two replicas, one stuck where its energies are shifted: pooling them
+    must report the disagreement, not the small within-replica noise."""
+    g = np.random.default_rng(4)
+    ladder = np.linspace(0, 1, 8)
+    agree = np.stack([two_spin_energies(g, ladder, 2000) for _ in range(2)])
+    one = evidence.stepping_stone(agree[0], ladder, np.log(4.0))
+    pooled = evidence.stepping_stone(agree, ladder, np.log(4.0))
+    assert pooled.n_replicas == 2 and pooled.stderr < one.stderr  # twice the rounds
+    stuck = agree.copy()
+    stuck[1, :, 4:] -= 0.5  # replica 1 sees lower energies at the cold slots
+    split = evidence.stepping_stone(stuck, ladder, np.log(4.0))
+    alone = [evidence.stepping_stone(r, ladder, np.log(4.0)) for r in stuck]
+    gap = abs(alone[0].estimate - alone[1].estimate)
+    assert gap > 10 * max(a.stderr for a in alone)
+    assert split.stderr > gap / 4  # the spread between replicas, not the noise within

@@ -124,6 +124,13 @@ class Placement:
         return NamedSharding(self.mesh, PartitionSpec(CHAINS))
 
     @property
+    def ladder_sharding(self) -> NamedSharding | None:
+        """The sharding of (replica, ladder slot, ...) tempering arrays: slots split."""
+        if self.mesh is None:
+            return None
+        return NamedSharding(self.mesh, PartitionSpec(None, CHAINS))
+
+    @property
     def replicated(self) -> NamedSharding | None:
         if self.mesh is None:
             return None
@@ -161,7 +168,7 @@ class Placement:
 
 
 def constrain_chains(x, sharding: NamedSharding | None):
-    """Inside a jitted program: keep the leading (chain) axis of x sharded."""
+    """Inside a jitted program: keep the chain axis of x sharded as `sharding` says."""
     if sharding is None:
         return x
     return jax.lax.with_sharding_constraint(x, sharding)

@@ -41,8 +41,9 @@ class LogZ(NamedTuple):
     reverse: float
     reverse_stderr: float
     thermodynamic_integration: float
-    n_rounds: int
-    n_batches: int
+    n_rounds: int  # rounds per replica
+    n_batches: int  # batches per replica
+    n_replicas: int = 1
 
 
 def _batches(n_rounds: int, n_batches: int | None) -> int:
@@ -57,16 +58,19 @@ def _batches(n_rounds: int, n_batches: int | None) -> int:
 
 
 def _batch_stderr(influence: np.ndarray, n_batches: int) -> float:
-    """Standard error of the mean influence: the larger of batch means and
-    of the autocorrelation (Geyer initial monotone sequence) estimate, so a
-    correlation time longer than a batch cannot shrink the error bar."""
-    usable = (len(influence) // n_batches) * n_batches
-    means = influence[len(influence) - usable :].reshape(n_batches, -1).mean(axis=1)
-    batch = float(np.std(means, ddof=1) / np.sqrt(n_batches))
+    """Standard error of the mean influence (R replicas, T rounds): the larger
+    of batch means and of the autocorrelation (Geyer initial monotone
+    sequence, multi-chain) estimate, so a correlation time longer than a
+    batch cannot shrink the error bar. Batches of every replica are centred
+    on the pooled mean, so replicas that disagree widen it."""
+    n_replicas, n_rounds = influence.shape
+    usable = (n_rounds // n_batches) * n_batches
+    means = influence[:, n_rounds - usable :].reshape(n_replicas * n_batches, -1).mean(axis=1)
+    batch = float(np.std(means, ddof=1) / np.sqrt(means.size))
     sd = float(np.std(influence, ddof=1))
     if sd == 0.0:
         return batch
-    ess = float(diagnostics.ess(influence[None, :], method="mean"))
+    ess = float(diagnostics.ess(influence, method="mean"))
     return float(max(batch, sd / np.sqrt(ess))) if np.isfinite(ess) and ess > 0 else batch
 
 
@@ -120,7 +124,9 @@ def stepping_stone(energy, ladder, log_z_reference: float, n_batches: int | None
     their mean, and thermodynamic integration come along as cross-checks.
 
         Args:
-            energy: (R, N) energies V of each slot, one row per round.
+            energy: (T, N) energies V of each slot, one row per round, or
+                (R, T, N) for R independent replicas on the same ladder
+                (pooled; their disagreement enters the error bar).
             ladder: (N,) increasing inverse temperatures, 0 first and 1 last.
             log_z_reference: exact log Z of the beta = 0 reference.
             n_batches: batches for the error bar (default sqrt(R) within 5..50).
@@ -130,8 +136,6 @@ def stepping_stone(energy, ladder, log_z_reference: float, n_batches: int | None
 
         Example:
             >>> import numpy as np
-
-    from . import diagnostics
             >>> from hamon_nnx.core.evidence import stepping_stone
             >>> # one free spin pair: V = -s1 s2 has Z_1 = 2 * 2cosh(1) over 4 states
             >>> g = np.random.default_rng(0)
@@ -144,26 +148,36 @@ def stepping_stone(energy, ladder, log_z_reference: float, n_batches: int | None
     """
     energy = np.asarray(energy, np.float64)
     ladder = np.asarray(ladder, np.float64)
-    if energy.ndim != 2 or energy.shape[1] != ladder.shape[0]:
-        raise ValueError(f"energy must have shape (rounds, {ladder.shape[0]}), got {energy.shape}")
+    if energy.ndim == 2:
+        energy = energy[None]
+    if energy.ndim != 3 or energy.shape[2] != ladder.shape[0]:
+        raise ValueError(
+            f"energy must have shape (rounds, {ladder.shape[0]}) or (replicas, rounds, "
+            f"{ladder.shape[0]}), got {energy.shape}"
+        )
     if not np.all(np.isfinite(energy)):
-        r, i = np.argwhere(~np.isfinite(energy))[0]
-        raise ValueError(f"energy is not finite at round {r}, ladder slot {i}")
-    n_rounds = energy.shape[0]
+        r, t, i = np.argwhere(~np.isfinite(energy))[0]
+        raise ValueError(f"energy is not finite at round {t}, ladder slot {i} (replica {r})")
+    n_replicas, n_rounds = energy.shape[:2]
     n_batches = _batches(n_rounds, n_batches)
+    energy = energy.reshape(n_replicas * n_rounds, -1)
+
+    def per_replica(influence):
+        return influence.reshape(n_replicas, n_rounds)
+
     step = np.diff(ladder)
     fwd_terms, fwd_w = _log_mean_exp(-step * energy[:, :-1])
     rev_terms, rev_w = _log_mean_exp(step * energy[:, 1:])
     forward = log_z_reference + float(fwd_terms.sum())
     reverse = log_z_reference - float(rev_terms.sum())
-    fwd_influence = (fwd_w - 1.0).sum(axis=1)
-    rev_influence = -(rev_w - 1.0).sum(axis=1)
+    fwd_influence = per_replica((fwd_w - 1.0).sum(axis=1))
+    rev_influence = per_replica(-(rev_w - 1.0).sum(axis=1))
     mean_v = energy.mean(axis=0)
     ti = log_z_reference - float(np.sum(step * (mean_v[1:] + mean_v[:-1]) / 2))
     delta_f, bar_influence = bennett(step * energy[:, :-1], -step * energy[:, 1:])
     return LogZ(
         estimate=log_z_reference - float(delta_f.sum()),
-        stderr=_batch_stderr(-bar_influence.sum(axis=1), n_batches),
+        stderr=_batch_stderr(per_replica(-bar_influence.sum(axis=1)), n_batches),
         stepping_stone=(forward + reverse) / 2,
         stepping_stone_stderr=_batch_stderr((fwd_influence + rev_influence) / 2, n_batches),
         forward=forward,
@@ -173,4 +187,5 @@ def stepping_stone(energy, ladder, log_z_reference: float, n_batches: int | None
         thermodynamic_integration=ti,
         n_rounds=n_rounds,
         n_batches=n_batches,
+        n_replicas=n_replicas,
     )

@@ -16,6 +16,11 @@ States move between slots, so a slot always holds the chain at its beta;
 trip is a replica's journey from the reference to the target and back.
 The round counter lives in the state and seeds each round's randomness, so
 running R1 rounds then R2 more is the same as running R1 + R2 at once.
+
+`run` advances R independent ladders (replicas) together: every field of
+the state has a leading replica axis, and replica r draws from
+`fold_in(key, r)`. Replicas give R-hat across ladders and a log Z error bar
+that sees the spread between them.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from . import reference as ref_lib
 class NRPTState(NamedTuple):
     """Everything a run needs to continue; a pytree of arrays."""
 
+    # shapes of one ladder; `run` takes states with a leading replica axis R
     x: jax.Array  # (N, n) int8 internal-order states, slot i at ladder[i]
     ladder: jax.Array  # (N,) float32, increasing from 0 to 1
     replica: jax.Array  # (N,) int32: replica id at each slot
@@ -54,25 +60,34 @@ class RoundInfo(NamedTuple):
 
 
 def init(x: jax.Array, ladder: jax.Array) -> NRPTState:
-    """A fresh state: chains x (N, n) at the ladder slots, statistics zero."""
-    n_chains = ladder.shape[0]
+    """A fresh state: chains x (..., N, n) at the ladder slots, statistics zero.
+
+    Leading axes of x are independent replica ladders (all on `ladder`);
+    `run` takes states with exactly one such axis.
+    """
+    batch, n_chains = x.shape[:-2], ladder.shape[0]
     return NRPTState(
         x=x,
-        ladder=ladder.astype(jnp.float32),
-        replica=jnp.arange(n_chains, dtype=jnp.int32),
-        last_end=jnp.full((n_chains,), -1, jnp.int8),
-        round=jnp.zeros((), jnp.int32),
-        rejection=jnp.zeros((n_chains - 1,), jnp.float32),
-        n_stats=jnp.zeros((), jnp.int32),
-        round_trips=jnp.zeros((), jnp.int32),
-        restarts=jnp.zeros((), jnp.int32),
+        ladder=jnp.broadcast_to(ladder.astype(jnp.float32), (*batch, n_chains)),
+        replica=jnp.broadcast_to(jnp.arange(n_chains, dtype=jnp.int32), (*batch, n_chains)),
+        last_end=jnp.full((*batch, n_chains), -1, jnp.int8),
+        round=jnp.zeros(batch, jnp.int32),
+        rejection=jnp.zeros((*batch, n_chains - 1), jnp.float32),
+        n_stats=jnp.zeros(batch, jnp.int32),
+        round_trips=jnp.zeros(batch, jnp.int32),
+        restarts=jnp.zeros(batch, jnp.int32),
     )
 
 
 def reset_statistics(state: NRPTState, ladder: jax.Array | None = None) -> NRPTState:
-    """Zero the swap statistics (after a ladder change), keep chains and counters."""
+    """Zero the swap statistics (after a ladder change), keep chains and counters.
+
+    With a leading replica axis, a (N,) `ladder` is given to every replica.
+    """
+    if ladder is not None:
+        ladder = jnp.broadcast_to(jnp.asarray(ladder, jnp.float32), state.ladder.shape)
     return state._replace(
-        ladder=state.ladder if ladder is None else ladder.astype(jnp.float32),
+        ladder=state.ladder if ladder is None else ladder,
         rejection=jnp.zeros_like(state.rejection),
         n_stats=jnp.zeros_like(state.n_stats),
     )
@@ -162,6 +177,24 @@ def round_kernel(
     return state, RoundInfo(energy, acceptance, swapped, x[-1])
 
 
+class RunInfo(NamedTuple):
+    """What `run` returns besides the state: per-round buffers of every replica.
+
+    Rows past the chunk's `n_rounds` (and records past `n_records`) are unset.
+    """
+
+    energy: jax.Array  # (R, capacity, N) V per slot, after exploration, before swaps
+    acceptance: jax.Array  # (R, capacity, N-1)
+    swapped: jax.Array  # (R, capacity, N-1) bool
+    cold: jax.Array | None  # (R, capacity, n) int8 recorded beta = 1 states, or None
+    observed: dict | None  # observer states fed the recorded rounds of every replica
+
+
+def replica_keys(key: jax.Array, n_replicas: int) -> jax.Array:
+    """One key per replica ladder: `fold_in(key, r)`."""
+    return jax.vmap(lambda r: jax.random.fold_in(key, r))(jnp.arange(n_replicas))
+
+
 def run(
     key: jax.Array,
     state: NRPTState,
@@ -172,27 +205,66 @@ def run(
     n_explore: jax.Array,
     clamp: gibbs.Clamp | None = None,
     reference=None,
-) -> tuple[NRPTState, RoundInfo]:
-    """Up to `capacity` rounds; `n_rounds` and `n_explore` may be traced.
+    thin: jax.Array = 1,
+    phase: jax.Array = 0,
+    record: bool = True,
+    observers: dict | None = None,
+    observed: dict | None = None,
+) -> tuple[NRPTState, RunInfo]:
+    """Up to `capacity` rounds of R independent ladders (replicas) at once.
 
-    One compiled program thus serves every run length and exploration
-    count: callers loop over chunks of `capacity` rounds. Infos are written
-    into buffers of `capacity` rows, of which the first `n_rounds` are set.
+    `state` carries a leading replica axis on every field (`jax.vmap` of
+    `init`); replica r runs `round_kernel` with `fold_in(key, r)`. The
+    counts `n_rounds`, `n_explore`, `thin` and `phase` may be traced, so one
+    compiled program serves every run length: callers loop over chunks of
+    `capacity` rounds.
+
+    A round is recorded when (phase + its index in the chunk + 1) is a
+    multiple of `thin` (`phase`: rounds since the last record when the
+    chunk starts). Recorded beta = 1 states are stored only with `record`
+    (`capacity` rows at most) and are fed, in natural order, to
+    `observers` (dict name -> observer, a batch of R chains per round)
+    starting from the states `observed`: they stream inside the program,
+    so nothing grows with the run length but the per-round energies.
+
+    Returns:
+        (state, RunInfo); `RunInfo.observed` holds the updated observer states.
     """
-    n_chains, n = state.x.shape
-    buffers = RoundInfo(
-        energy=jnp.zeros((capacity, n_chains), jnp.float32),
-        acceptance=jnp.zeros((capacity, n_chains - 1), jnp.float32),
-        swapped=jnp.zeros((capacity, n_chains - 1), bool),
-        cold=jnp.zeros((capacity, n), jnp.int8),
+    n_replicas, n_chains, n = state.x.shape
+    keys = replica_keys(key, n_replicas)
+    one_round = jax.vmap(
+        lambda k, s: round_kernel(
+            k, s, model, n_explore=n_explore, clamp=clamp, reference=reference
+        )
     )
+    buffers = RunInfo(
+        energy=jnp.zeros((n_replicas, capacity, n_chains), jnp.float32),
+        acceptance=jnp.zeros((n_replicas, capacity, n_chains - 1), jnp.float32),
+        swapped=jnp.zeros((n_replicas, capacity, n_chains - 1), bool),
+        cold=jnp.zeros((n_replicas, capacity, n), jnp.int8) if record else None,
+        observed=observed,
+    )
+
+    def keep(buffers: RunInfo, cold: jax.Array, slot: jax.Array) -> RunInfo:
+        if record:
+            buffers = buffers._replace(cold=buffers.cold.at[:, slot].set(cold))
+        if observers:
+            x = model.to_natural(cold)
+            states = {k: obs.update(buffers.observed[k], x, model) for k, obs in observers.items()}
+            buffers = buffers._replace(observed=states)
+        return buffers
 
     def body(i, carry):
         state, buffers = carry
-        state, info = round_kernel(
-            key, state, model, n_explore=n_explore, clamp=clamp, reference=reference
+        state, info = one_round(keys, state)
+        buffers = buffers._replace(
+            energy=buffers.energy.at[:, i].set(info.energy),
+            acceptance=buffers.acceptance.at[:, i].set(info.acceptance),
+            swapped=buffers.swapped.at[:, i].set(info.swapped),
         )
-        buffers = jax.tree.map(lambda buf, v: buf.at[i].set(v), buffers, info)
+        slot = (phase + i) // thin - phase // thin  # records before this round
+        recorded = (phase + i + 1) % thin == 0
+        buffers = lax.cond(recorded, lambda b: keep(b, info.cold, slot), lambda b: b, buffers)
         return state, buffers
 
     return lax.fori_loop(0, n_rounds, body, (state, buffers))

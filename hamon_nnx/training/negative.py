@@ -187,16 +187,17 @@ class NRPTNegative(_Settings):
         x = gibbs.random_states(key, model.blocks, self.n_chains * self.n_ladders)
         x = x.reshape(self.n_ladders, self.n_chains, -1)
         ladder = jnp.linspace(0.0, 1.0, self.n_chains, dtype=jnp.float32)
-        return NRPTNegativeState(jax.vmap(lambda xl: tempering.init(xl, ladder))(x))
+        return NRPTNegativeState(tempering.init(x, ladder))
 
     def sample(self, model, key, state, batch):
-        def one_ladder(key, pt):
-            return tempering.run(
-                key, pt, model, n_rounds=self.rounds, capacity=self.rounds, n_explore=self.n_explore
-            )
-
-        keys = jax.random.split(key, self.n_ladders)
-        pt, info = jax.vmap(one_ladder)(keys, state.tempering)
+        pt, info = tempering.run(
+            key,
+            state.tempering,
+            model,
+            n_rounds=self.rounds,
+            capacity=self.rounds,
+            n_explore=self.n_explore,
+        )
         cold = info.cold.reshape(self.n_ladders * self.rounds, -1)
         return visible(model, model.to_natural(cold)), NRPTNegativeState(pt)
 
@@ -209,7 +210,7 @@ class NRPTNegative(_Settings):
         rejection = np.asarray(pt.rejection, np.float64).sum(axis=0) / n_stats
         ladder = schedule.equal_barrier_ladder(np.asarray(pt.ladder[0], np.float64), rejection)
         ladder = jnp.asarray(ladder, jnp.float32)
-        return NRPTNegativeState(jax.vmap(lambda p: tempering.reset_statistics(p, ladder))(pt))
+        return NRPTNegativeState(tempering.reset_statistics(pt, ladder))
 
     def __repr__(self) -> str:
         return (
