@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .core import diagnostics, evidence, schedule, tempering
+from .core import diagnostics, evidence, gibbs, schedule, tempering
 from .core import reference as ref_lib
 from .models.base import EnergyModel
 from .models.ising import IsingModel
@@ -399,6 +399,24 @@ class NRPTPlan:
         )
 
 
+def flip_symmetric(model: EnergyModel, key: jax.Array, n_states: int = 16) -> bool:
+    """Whether a model of spins only has E(-x) = E(x) (e.g. Ising without fields).
+
+    Checked on random states. Every marginal of such a model is exactly 1/2,
+    so the product reference matching its marginals is the uniform one; a
+    fitted reference that is not uniform only says that the chain it was
+    fitted to sat in one of the mirror-image modes, and steering the ladder
+    toward that mode hides the other one from the estimates.
+    """
+    if any(blk.kind != "spin" for blk in model.blocks):
+        return False
+    x = gibbs.random_states(key, model.blocks, n_states)
+    energy = np.asarray(jax.vmap(model.internal_energy)(x), np.float64)
+    flipped = np.asarray(jax.vmap(model.internal_energy)(-x), np.float64)
+    scale = 1e-5 * (1.0 + np.abs(energy).max())
+    return bool(np.all(np.abs(energy - flipped) <= scale))
+
+
 def autotune(
     model: EnergyModel,
     key: jax.Array,
@@ -422,7 +440,8 @@ def autotune(
         max_rounds: rounds of the longest adaptation (rounds double up to it).
         reference: "auto" (default: the variational reference when its tuned
             barrier is at least 5% below the uniform one's, else uniform; both
-            exact, the product reference's log Z is known), "uniform" or
+            exact, the product reference's log Z is known; uniform for models
+            symmetric under flipping every spin, see `flip_symmetric`), "uniform" or
             "variational" (a product reference fitted to
             the beta = 1 chain).
         clamp: optional `(mask, values)` held fixed in every chain.
@@ -469,6 +488,8 @@ def autotune(
                 runner, keys[2], state, n_explore=explore, first_rounds=max_rounds // 4,
                 n_adaptations=2, history=history,
             )  # fmt: skip
+    if reference == "auto" and runner.clamp is None and flip_symmetric(model, keys[3]):
+        reference = "uniform"  # the marginals are 1/2: uniform is the matched reference
     if reference in ("variational", "auto"):
         uniform_state, n_uniform_steps = state, len(history)
         uniform_barrier = history[-1].total_barrier

@@ -500,3 +500,17 @@ def test_memory_does_not_grow_with_the_run_length(key):
     grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - before
     assert res.energy.shape == (1, 100_000, 4) and res.samples is None
     assert grown < 40, f"peak memory grew by {grown:.0f} MiB over 10^5 rounds"
+
+
+def test_flip_symmetric_models_keep_the_uniform_reference(key):
+    """Zero-field spin models have marginals of exactly 1/2: "auto" does not
+    fit a product reference to whichever mirror mode the chain sat in."""
+    from hamon_nnx.tuning import flip_symmetric
+
+    assert flip_symmetric(hn.IsingModel.lattice((16, 16), coupling=0.44), key)
+    assert flip_symmetric(hn.IsingModel.dense(np.ones((5, 5)) - np.eye(5)), key)
+    assert not flip_symmetric(hn.IsingModel.lattice((4, 4), coupling=0.44, field=0.01), key)
+    assert not flip_symmetric(hn.RBM.from_params(np.ones((3, 2)), np.zeros(3), np.zeros(2)), key)
+    critical = hn.IsingModel.lattice((16, 16), coupling=0.44, periodic=True)
+    plan = hn.autotune(critical, key, max_rounds=64)
+    assert plan.runner.reference is None and plan.report().reference == "uniform"
