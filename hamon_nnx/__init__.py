@@ -24,6 +24,7 @@ from .models import IsingModel as IsingModel
 from .models import ModelCheckError as ModelCheckError
 from .models import PlaquetteIsing as PlaquetteIsing
 from .models import PottsModel as PottsModel
+from .models import RBMMarginal as RBMMarginal
 from .models import SpinLabelModel as SpinLabelModel
 from .models import Spins as Spins
 from .models import VariableGroup as VariableGroup

@@ -11,8 +11,9 @@ the previous step left warm:
    with N), then the schedule is adapted again at the new N.
 3. a variational reference (by default when it pays): a product reference
    fitted to the beta = 1 chain, then the schedule is adapted again; kept
-   when Lambda drops by at least 5% (models with strong fields), else the
-   uniform reference and its ladder come back.
+   when Lambda drops by at least 5% (models with strong fields) and its
+   log Z agrees with the uniform path's, else the uniform reference and its
+   ladder come back.
 4. `tune_exploration`: n_explore in 1, 2, 4, ... by the ESS of the slowest
    slot's energy per sweep of work (counted, never timed: same key, same plan).
 
@@ -23,6 +24,7 @@ log Z with `.log_z()` and describes itself with `.report()`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import math
 import warnings
@@ -30,11 +32,13 @@ import warnings
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import nnx
 
 from .core import diagnostics, evidence, gibbs, schedule, tempering
 from .core import reference as ref_lib
 from .models.base import EnergyModel
 from .models.ising import IsingModel
+from .models.rbm import RBM, RBMMarginal
 from .parallel_tempering import Rounds, Runner
 from .sampling import _check_count, _check_key
 
@@ -179,13 +183,14 @@ class NRPTReport:
     reference: str
     n_replicas: int = 1
     rhat_energy: float = math.nan
+    collapsed: str = ""  # "hidden" / "visible": the RBM layer tempered, the other summed out
     plan: NRPTPlan | None = dataclasses.field(default=None, repr=False)
 
     def __str__(self) -> str:
         lines = [
             f"NRPT plan: N = {self.n_chains} chains x {self.n_replicas} replicas, "
-            f"n_explore = {self.n_explore}, "
-            f"{self.reference} reference",
+            f"n_explore = {self.n_explore}, {self.reference} reference"
+            + (f", RBM tempered on its {self.collapsed} layer" if self.collapsed else ""),
             f"  barrier Lambda = {self.total_barrier:.3f}",
             f"  round trips = {self.round_trips} (restarts {self.restarts}) in {self.n_rounds} rounds"
             f"{f' x {self.n_replicas} replicas' if self.n_replicas > 1 else ''}: "
@@ -203,10 +208,20 @@ class NRPTReport:
         return "\n".join(lines)
 
 
+_COMPLETE = 2**31 - 1  # fold_in tag of the key that completes collapsed draws
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _complete(graphdef, params, key, x):
+    return nnx.merge(graphdef, params).complete(key, x)
+
+
 class NRPTPlan:
     """A tuned NRPT run: warm chains on a tuned ladder, ready to sample.
 
-    Draws have shape (n_replicas, draws, n_variables). The plan keeps the
+    Draws have shape (n_replicas, draws, n_variables); for an RBM tempered
+    through its marginal (`autotune(collapse=...)`) they are joint (v, h)
+    states, the summed-out layer drawn from its exact conditional. The plan keeps the
     draws since the last `sample` (`plan.draws()`) and N energies per round
     and replica for log Z; `record=False` keeps no draws.
 
@@ -220,9 +235,12 @@ class NRPTPlan:
     """
 
     def __init__(
-        self, runner: Runner, state, n_explore: int, history: list, tuned=None, start=None
-    ):
+        self, runner: Runner, state, n_explore: int, history: list, tuned=None, start=None,
+        collapsed: bool = False,
+    ):  # fmt: skip
         self.runner = runner
+        # tempering an RBM's marginal: draws get the summed-out layer back
+        self.collapsed = collapsed
         self.state = state
         self.n_explore = n_explore
         self.history = history
@@ -259,9 +277,15 @@ class NRPTPlan:
         )
         self._energy.append(np.asarray(rounds.energy, np.float64))
         self._acceptance.append(np.asarray(rounds.acceptance, np.float64))
+        cold = rounds.cold
+        if record and self.collapsed:
+            runner = self.runner
+            cold = _complete(
+                runner.graphdef, runner.params, jax.random.fold_in(key, _COMPLETE), cold
+            )
         if record:
-            self._draws.append(rounds.cold)
-        return rounds.cold
+            self._draws.append(cold)
+        return cold
 
     def sample(self, key: jax.Array, n: int, *, thin: int = 1) -> jax.Array:
         """n new draws of every replica's beta = 1 chain, one every `thin`
@@ -395,6 +419,7 @@ class NRPTPlan:
             reference="uniform" if self.runner.reference is None else "variational",
             n_replicas=self.n_replicas,
             rhat_energy=float(diagnostics.rhat(cold)) if enough else math.nan,
+            collapsed=self.runner.model.keep if self.collapsed else "",
             plan=self,
         )
 
@@ -429,6 +454,7 @@ def autotune(
     max_chains: int = 256,
     device="auto",
     n_replicas: int = 1,
+    collapse: bool | None = None,
 ) -> NRPTPlan:
     """Tune NRPT for `model`: ladder, chain count, exploration; see module doc.
 
@@ -439,11 +465,12 @@ def autotune(
         n_explore: fix the sweeps per round instead of tuning them.
         max_rounds: rounds of the longest adaptation (rounds double up to it).
         reference: "auto" (default: the variational reference when its tuned
-            barrier is at least 5% below the uniform one's, else uniform; both
-            exact, the product reference's log Z is known; uniform for models
-            symmetric under flipping every spin, see `flip_symmetric`), "uniform" or
-            "variational" (a product reference fitted to
-            the beta = 1 chain).
+            barrier is at least 5% below the uniform one's and a short run's
+            log Z agrees with the uniform path's within 3 standard errors,
+            else uniform; both exact, the product reference's log Z is known;
+            uniform for models symmetric under flipping every spin, see
+            `flip_symmetric`), "uniform" or "variational" (a product
+            reference fitted to the beta = 1 chain).
         clamp: optional `(mask, values)` held fixed in every chain.
         max_chains: upper limit for the tuned N.
         device: where to run, resolved once here and reused by the plan (so
@@ -455,6 +482,11 @@ def autotune(
             the schedule adapts to their pooled rejection rates, the report
             gives R-hat across them, and log Z pools them with an error bar
             that includes their spread.
+        collapse: temper an RBM's smaller layer with the other summed out
+            (`RBM.marginal`; same Z, draws completed to joint states). None
+            (default): yes for an `hn.RBM` with the standard energy and no
+            clamp, whose joint path crosses a sharp transition on trained
+            models; False tempers the joint (v, h).
 
     Returns:
         NRPTPlan.
@@ -464,10 +496,11 @@ def autotune(
     key = _check_key(key)
     max_rounds = _check_count("max_rounds", max_rounds, 32)
     n_replicas = _check_count("n_replicas", n_replicas, 1)
+    model = _collapsed(model, clamp, collapse)
     if n_explore is not None:
         n_explore = _check_count("n_explore", n_explore, 1)
     n_adapt = max(1, int(math.log2(max_rounds)) - 4)  # 32, 64, ..., max_rounds
-    keys = [jax.random.fold_in(key, i) for i in range(6)]
+    keys = [jax.random.fold_in(key, i) for i in range(7)]
     start_n = _check_count("n_chains", n_chains, 2) if n_chains is not None else 16
     runner = Runner(model, clamp=clamp, device=device, n_chains=start_n)
     if n_chains is None:
@@ -494,27 +527,73 @@ def autotune(
         uniform_state, n_uniform_steps = state, len(history)
         uniform_barrier = history[-1].total_barrier
         state, rounds = runner.run(keys[3], state, max_rounds // 2, explore)
+        uniform_log_z = _log_z(runner, state, rounds)
         cold = runner.model.to_internal(rounds.cold.reshape(-1, runner.n_variables))
-        fitted = ref_lib.fit(cold, runner.model.blocks)
-        runner.reference = fitted
+        runner.reference = ref_lib.fit(cold, runner.model.blocks)
         state = tempering.reset_statistics(state)
         state = tune_schedule(
             runner, keys[4], state, n_explore=explore, first_rounds=max_rounds // 4,
             n_adaptations=2, history=history,
         )  # fmt: skip
-        if reference == "auto" and history[-1].total_barrier > 0.95 * uniform_barrier:
-            # less than 5% lower (within the estimates' noise): back to the
+        state, rounds = runner.run(keys[6], state, max_rounds // 4, explore, record=False)
+        state = tempering.reset_statistics(state)
+        agree = _agree(uniform_log_z, _log_z(runner, state, rounds))
+        if reference == "auto" and (
+            history[-1].total_barrier > 0.95 * uniform_barrier or not agree
+        ):
+            # less than 5% lower (within the estimates' noise), or a log Z
+            # that contradicts the uniform path's (the fitted reference sat
+            # in one mode and the path hides the others): back to the
             # uniform reference and its tuned ladder
             runner.reference = None
             state = uniform_state
             del history[n_uniform_steps:]
+        elif not agree:
+            warnings.warn(
+                "the variational reference's log Z disagrees with the uniform path's by more "
+                "than 3 standard errors: the chain it was fitted to may have missed modes; "
+                'consider reference="uniform" or "auto"',
+                stacklevel=2,
+            )
     start = state
     if n_explore is None:
         explore, state, _, tuned = tune_exploration(runner, keys[5], state)
     else:  # a last tuning round at the final ladder, for log Z and the report
         state, tuned = runner.run(keys[5], state, 256, explore, record=False)
         state = tempering.reset_statistics(state)
-    return NRPTPlan(runner, state, explore, history, tuned=tuned, start=start)
+    collapsed = isinstance(model, RBMMarginal)
+    return NRPTPlan(runner, state, explore, history, tuned=tuned, start=start, collapsed=collapsed)
+
+
+def _log_z(runner: Runner, state, rounds: Rounds) -> evidence.LogZ:
+    ladder = np.asarray(state.ladder[0], np.float64)
+    return evidence.stepping_stone(rounds.energy, ladder, runner.log_z_reference())
+
+
+def _agree(a: evidence.LogZ, b: evidence.LogZ, n_sigma: float = 3.0) -> bool:
+    """Whether two independent log Z estimates agree within n_sigma joint errors."""
+    return abs(a.estimate - b.estimate) <= n_sigma * math.hypot(a.stderr, b.stderr)
+
+
+def _collapsed(model, clamp, collapse: bool | None):
+    """The model autotune tempers: an RBM's marginal where asked or by default."""
+    plain_rbm = (
+        isinstance(model, RBM)
+        and type(model).energy is RBM.energy
+        and type(model).free_energy is RBM.free_energy
+    )
+    if collapse is None:
+        collapse = plain_rbm and clamp is None
+    elif collapse not in (True, False):
+        raise TypeError(f"collapse must be None, True or False, got {collapse!r}")
+    elif collapse and not plain_rbm:
+        raise ValueError(
+            "collapse=True sums out a layer of an hn.RBM with the standard energy; "
+            f"got {type(model).__name__}"
+        )
+    elif collapse and clamp is not None:
+        raise ValueError("collapse=True cannot clamp variables: clamp the joint RBM instead")
+    return model.marginal() if collapse else model
 
 
 def autosample(model: EnergyModel, key: jax.Array, n_samples: int = 1000, **kwargs):

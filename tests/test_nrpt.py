@@ -514,3 +514,60 @@ def test_flip_symmetric_models_keep_the_uniform_reference(key):
     critical = hn.IsingModel.lattice((16, 16), coupling=0.44, periodic=True)
     plan = hn.autotune(critical, key, max_rounds=64)
     assert plan.runner.reference is None and plan.report().reference == "uniform"
+
+
+def small_rbm(seed=0, shape=(6, 3)):
+    g = np.random.default_rng(seed)
+    return hn.RBM.from_params(
+        g.normal(size=shape), g.normal(size=shape[0]), g.normal(size=shape[1])
+    )
+
+
+@pytest.mark.parametrize("keep", ["hidden", "visible"])
+def test_rbm_marginal_is_the_rbm_with_a_layer_summed_out(key, keep):
+    rbm = small_rbm()
+    marginal = rbm.marginal(keep)
+    assert marginal.n_variables == (3 if keep == "hidden" else 6)
+    assert abs(hn.exact.log_partition(marginal) - hn.exact.log_partition(rbm)) < 1e-5
+    # p(kept) from the joint enumeration equals the marginal model's
+    states, probs = hn.exact.probabilities(rbm)
+    kept = states[:, 6:] if keep == "hidden" else states[:, :6]
+    m_states, m_probs = hn.exact.probabilities(marginal)
+    index = {tuple(s): i for i, s in enumerate(m_states)}
+    summed = np.zeros(len(m_states))
+    np.add.at(summed, [index[tuple(s)] for s in kept], probs)
+    np.testing.assert_allclose(summed, m_probs, atol=1e-6)
+    # the hand-written sweep (incremental fields) samples that distribution
+    draws = hn.sample(marginal, key, n_samples=1500, n_chains=40)
+    assert_matches(np.asarray(draws), m_states, m_probs, marginal.variable_values())
+    joint = marginal.complete(jax.random.key(1), draws)
+    assert joint.shape == (40, 1500, 9)
+    assert_matches(np.asarray(joint), states, probs, rbm.variable_values())
+
+
+def test_autotune_tempers_an_rbm_on_its_smaller_layer(key):
+    rbm = small_rbm(seed=2)
+    plan = hn.autotune(rbm, key, max_rounds=64)
+    report = plan.report()
+    assert plan.collapsed and report.collapsed == "hidden" and "hidden layer" in str(report)
+    draws = plan.sample(jax.random.key(1), 4000)
+    assert draws.shape == (1, 4000, 9)
+    states, probs = hn.exact.probabilities(rbm)
+    assert_matches(pseudo_chains(draws), states, probs, rbm.variable_values())
+    log_z, stderr = plan.log_z()
+    assert abs(log_z - hn.exact.log_partition(rbm)) < 4 * stderr
+    joint = hn.autotune(rbm, key, max_rounds=64, collapse=False)
+    assert not joint.collapsed and joint.runner.model is not None and joint.report().collapsed == ""
+    clamped = hn.autotune(rbm, key, max_rounds=64, clamp=(np.arange(9) == 0, np.zeros(9)))
+    assert not clamped.collapsed  # clamps stay on the joint
+    with pytest.raises(ValueError, match="collapse=True sums out a layer of an hn.RBM"):
+        hn.autotune(hn.IsingModel.lattice((3, 3)), key, collapse=True)
+
+
+def test_rbm_marginal_saves_and_loads(tmp_path):
+    marginal = small_rbm().marginal("visible")
+    hn.save(marginal, tmp_path / "m")
+    again = hn.load(tmp_path / "m")
+    x = np.random.default_rng(0).integers(0, 2, size=(5, 6)).astype(np.int8)
+    np.testing.assert_array_equal(again.energy(x), marginal.energy(x))
+    assert again.keep == "visible"

@@ -13,3 +13,4 @@ from .higher_order import SpinLabelModel as SpinLabelModel
 from .ising import IsingModel as IsingModel
 from .potts import PottsModel as PottsModel
 from .rbm import RBM as RBM
+from .rbm import RBMMarginal as RBMMarginal

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from ..core import random
 from .base import BINARY, Block, EnergyModel, check_finite
 
 
@@ -184,6 +185,15 @@ class RBM(EnergyModel):
         )
         return loss, grads
 
+    def marginal(self, keep: str | None = None) -> RBMMarginal:
+        """One layer with the other summed out (a copy of the parameters):
+        same Z, the collapsed model `hn.autotune` tempers; `keep` is "hidden",
+        "visible" or None for the smaller layer (see `RBMMarginal`)."""
+        if keep is None:
+            keep = "hidden" if self.n_hidden <= self.n_visible else "visible"
+        W, b, c = self.W[...], self.visible_bias[...], self.hidden_bias[...]
+        return RBMMarginal(W, b, c, keep)
+
     def hidden_logits(self, v):
         """Logits of P(h_j = 1 | v), shape (..., n_hidden)."""
         return jnp.asarray(v).astype(jnp.float32) @ self.W[...] + self.hidden_bias[...]
@@ -195,3 +205,114 @@ class RBM(EnergyModel):
     def block_logits(self, x, b):
         v, h = self.split(x)
         return self.visible_logits(h) if b == 0 else self.hidden_logits(v)
+
+
+class RBMMarginal(EnergyModel):
+    """One layer of an RBM with the other layer summed out.
+
+    Keeping the hidden layer h (`keep="hidden"`):
+    E(h) = -c.h - sum_i softplus(b_i + (W h)_i), the RBM's free energy of h,
+    so Z is the RBM's partition function and p(h) its hidden marginal
+    (`keep="visible"` is the same with the layers' roles exchanged). A joint
+    draw is a kept layer from this model plus the other layer from its
+    exact conditional: `complete(key, x)`.
+
+    Tempering this model instead of the joint (v, h) is the collapsed route
+    that `hn.autotune` takes for RBMs: the summed-out layer leaves the
+    tempered path, whose joint version crosses a sharp, first-order-like
+    transition near beta = 1 on trained models (a trained 784 x 25
+    Fashion-MNIST RBM: barrier 5.9 and no round trips in 4,000 rounds on the
+    joint; barrier 0.08 and 0.47 round trips per round on its hidden layer).
+
+    A sweep visits the kept units in order, keeping the other layer's
+    fields a = b + W h up to date (one column of W per update): about two
+    softplus per summed unit per kept unit.
+
+    Example:
+        >>> import numpy as np, hamon_nnx as hn
+        >>> g = np.random.default_rng(0)
+        >>> rbm = hn.RBM.from_params(g.normal(size=(6, 3)), g.normal(size=6), g.normal(size=3))
+        >>> marginal = rbm.marginal()  # keeps the smaller layer: the 3 hidden units
+        >>> marginal.n_variables
+        3
+        >>> bool(np.isclose(hn.exact.log_partition(marginal), hn.exact.log_partition(rbm)))
+        True
+    """
+
+    def __init__(self, W, visible_bias, hidden_bias, keep: str = "hidden"):
+        if keep not in ("hidden", "visible"):
+            raise ValueError(f"keep must be 'hidden' or 'visible', got {keep!r}")
+        W = jnp.asarray(W, jnp.float32)
+        biases = jnp.asarray(visible_bias, jnp.float32), jnp.asarray(hidden_bias, jnp.float32)
+        if keep == "visible":  # the same algebra with the layers exchanged
+            W, biases = W.T, biases[::-1]
+        self.keep = keep
+        self.n_summed, self.n_variables = int(W.shape[0]), int(W.shape[1])
+        self.W = nnx.Param(W)  # (summed, kept)
+        self.summed_bias = nnx.Param(biases[0])
+        self.kept_bias = nnx.Param(biases[1])
+        self.blocks = tuple(Block(j, j + 1, BINARY, 2) for j in range(self.n_variables))
+
+    def config(self) -> dict:
+        """Numbers of visible and hidden units, and the layer kept."""
+        n_visible, n_hidden = (
+            (self.n_summed, self.n_variables)
+            if self.keep == "hidden"
+            else (self.n_variables, self.n_summed)
+        )
+        return {
+            "class": type(self).registered_name(),
+            "n_visible": n_visible,
+            "n_hidden": n_hidden,
+            "keep": self.keep,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict) -> RBMMarginal:
+        """Zero weights and biases of the configured sizes."""
+        nv, nh = int(config["n_visible"]), int(config["n_hidden"])
+        return cls(jnp.zeros((nv, nh)), jnp.zeros(nv), jnp.zeros(nh), config.get("keep", "hidden"))
+
+    def fields(self, x):
+        """The summed layer's conditional logits given kept states x (..., kept)."""
+        return jnp.asarray(x).astype(jnp.float32) @ self.W[...].T + self.summed_bias[...]
+
+    def energy(self, x):
+        kept = jnp.asarray(x).astype(jnp.float32) @ self.kept_bias[...]
+        return -kept - jnp.sum(jax.nn.softplus(self.fields(x)), axis=-1)
+
+    def complete(self, key: jax.Array, x: jax.Array) -> jax.Array:
+        """Joint RBM states (..., n_visible + n_hidden), natural order: the
+        kept layer x with the summed layer drawn from its exact conditional."""
+        x = jnp.asarray(x, jnp.int8)
+        p = jax.nn.sigmoid(self.fields(x)).reshape(-1, self.n_summed)
+        other = random.bernoulli(key, p).astype(jnp.int8).reshape(*x.shape[:-1], self.n_summed)
+        return jnp.concatenate([other, x] if self.keep == "hidden" else [x, other], axis=-1)
+
+    def _logit(self, a_without, w, c):
+        """log p(x_j = 1) / p(x_j = 0) given the fields a without unit j."""
+        return c + jnp.sum(jax.nn.softplus(a_without + w) - jax.nn.softplus(a_without))
+
+    def block_logits(self, x, b):
+        w = self.W[...][:, b]
+        a = self.fields(x) - w * x[b].astype(jnp.float32)
+        return self._logit(a, w, self.kept_bias[...][b])[None]
+
+    def gibbs_sweep(self, u, x, beta, keep, reference=None):
+        columns = self.W[...].T  # (kept, summed): unit j's weights contiguous
+        c = self.kept_bias[...]
+
+        def unit(j, carry):
+            x, a = carry
+            w = columns[j]
+            without = a - w * x[j].astype(jnp.float32)
+            z = beta * self._logit(without, w, c[j])
+            if reference is not None:
+                z = z + (1.0 - beta) * reference[j]
+            new = (u[j] < jax.nn.sigmoid(z)).astype(jnp.int8)
+            if keep is not None:
+                new = jnp.where(keep[j], x[j], new)
+            return x.at[j].set(new), without + w * new.astype(jnp.float32)
+
+        x, _ = jax.lax.fori_loop(0, self.n_variables, unit, (x, self.fields(x)))
+        return x
