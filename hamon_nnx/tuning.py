@@ -535,7 +535,7 @@ def autotune(
             runner, keys[4], state, n_explore=explore, first_rounds=max_rounds // 4,
             n_adaptations=2, history=history,
         )  # fmt: skip
-        state, rounds = runner.run(keys[6], state, max_rounds // 4, explore, record=False)
+        state, rounds = runner.run(keys[6], state, max_rounds // 2, explore, record=False)
         state = tempering.reset_statistics(state)
         agree = _agree(uniform_log_z, _log_z(runner, state, rounds))
         if reference == "auto" and (
