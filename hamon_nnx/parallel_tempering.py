@@ -398,9 +398,10 @@ def nrpt(
             round, inside the run; their states are in `result.observed`.
         n_warmup: rounds run first and discarded (default: a quarter of
             `n_rounds`, at least 32, for a fresh run; 0 with `state=`).
-        n_replicas: independent ladders run together (vmapped; replica r
-            uses `fold_in(key, r)`): R-hat across them, and a log Z pooled
-            over them whose error bar includes their spread.
+        n_replicas: independent ladders run together (their chains explore
+            as one batch, each ladder swaps within itself): R-hat across
+            them, and a log Z pooled over them whose error bar includes
+            their spread.
         record: keep the draws (default); False keeps none (observers and
             log Z still see every round).
         thin: record (and observe) every `thin`-th round.

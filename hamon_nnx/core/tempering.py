@@ -136,7 +136,7 @@ def track_round_trips(state: NRPTState, replica: jax.Array) -> NRPTState:
     )
 
 
-def round_kernel(
+def ladder_round(
     key: jax.Array,
     state: NRPTState,
     model,
@@ -145,7 +145,7 @@ def round_kernel(
     clamp: gibbs.Clamp | None = None,
     reference=None,
 ) -> tuple[NRPTState, RoundInfo]:
-    """One NRPT round: explore, energies, DEO swaps, statistics.
+    """One NRPT round of one ladder (no replica axis): explore, energies, DEO swaps, statistics.
 
     Args:
         key: the run's key; this round uses `fold_in(key, state.round)`.
@@ -177,6 +177,32 @@ def round_kernel(
     return state, RoundInfo(energy, acceptance, swapped, x[-1])
 
 
+def round_kernel(
+    key: jax.Array,
+    state: NRPTState,
+    model,
+    *,
+    n_explore: int,
+    clamp: gibbs.Clamp | None = None,
+    reference=None,
+) -> tuple[NRPTState, RoundInfo]:
+    """One round of R replica ladders (a leading replica axis on every field).
+
+    Replica r runs `ladder_round` with `fold_in(key, r)`; a single replica
+    runs it without `vmap` (batched keys make every random draw of the
+    sweeps a vmapped generator, several times slower on lattices).
+    """
+
+    def one(k, s):
+        return ladder_round(k, s, model, n_explore=n_explore, clamp=clamp, reference=reference)
+
+    keys = jax.vmap(lambda r: jax.random.fold_in(key, r))(jnp.arange(state.x.shape[0]))
+    if state.x.shape[0] == 1:
+        state, info = one(keys[0], jax.tree.map(lambda a: a[0], state))
+        return jax.tree.map(lambda a: a[None], (state, info))
+    return jax.vmap(one)(keys, state)
+
+
 class RunInfo(NamedTuple):
     """What `run` returns besides the state: per-round buffers of every replica.
 
@@ -188,11 +214,6 @@ class RunInfo(NamedTuple):
     swapped: jax.Array  # (R, capacity, N-1) bool
     cold: jax.Array | None  # (R, capacity, n) int8 recorded beta = 1 states, or None
     observed: dict | None  # observer states fed the recorded rounds of every replica
-
-
-def replica_keys(key: jax.Array, n_replicas: int) -> jax.Array:
-    """One key per replica ladder: `fold_in(key, r)`."""
-    return jax.vmap(lambda r: jax.random.fold_in(key, r))(jnp.arange(n_replicas))
 
 
 def run(
@@ -214,7 +235,7 @@ def run(
     """Up to `capacity` rounds of R independent ladders (replicas) at once.
 
     `state` carries a leading replica axis on every field (`jax.vmap` of
-    `init`); replica r runs `round_kernel` with `fold_in(key, r)`. The
+    `init`); see `round_kernel`. The
     counts `n_rounds`, `n_explore`, `thin` and `phase` may be traced, so one
     compiled program serves every run length: callers loop over chunks of
     `capacity` rounds.
@@ -231,12 +252,6 @@ def run(
         (state, RunInfo); `RunInfo.observed` holds the updated observer states.
     """
     n_replicas, n_chains, n = state.x.shape
-    keys = replica_keys(key, n_replicas)
-    one_round = jax.vmap(
-        lambda k, s: round_kernel(
-            k, s, model, n_explore=n_explore, clamp=clamp, reference=reference
-        )
-    )
     buffers = RunInfo(
         energy=jnp.zeros((n_replicas, capacity, n_chains), jnp.float32),
         acceptance=jnp.zeros((n_replicas, capacity, n_chains - 1), jnp.float32),
@@ -256,7 +271,9 @@ def run(
 
     def body(i, carry):
         state, buffers = carry
-        state, info = one_round(keys, state)
+        state, info = round_kernel(
+            key, state, model, n_explore=n_explore, clamp=clamp, reference=reference
+        )
         buffers = buffers._replace(
             energy=buffers.energy.at[:, i].set(info.energy),
             acceptance=buffers.acceptance.at[:, i].set(info.acceptance),
