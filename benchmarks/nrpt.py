@@ -15,7 +15,12 @@ reason when it is missing):
     tuning and compilation included; steady-state rounds per second.
 (b) `hn.ising_sample` on a 16x16 periodic lattice at beta = 0.44: first
     call (cold, with compilation) and second call.
-(c) log Z of that lattice against Kaufman's exact value.
+(c) log Z of that lattice against Kaufman's exact value: RMS error over 8
+    seeds at equal wall time. One `hn.autotune`, then 8 independent
+    `hn.nrpt` runs on its ladder, each sized (from a calibration call) to
+    last as long as one of hamon's thermodynamic-integration replicates (its
+    median steady replicate wall time; the hamon side runs first), or
+    `--log-z-budget` seconds without hamon.
 (d) variational reference: the barrier Lambda with the uniform and with
     the fitted product reference on models with strong fields (a
     random-field Ising model, an RBM with strong biases).
@@ -123,26 +128,112 @@ def bench_front_door(n_samples: int, seed: int) -> dict:
     }
 
 
-def bench_log_z(seed: int, replicates: int = 4, n_rounds: int = 1000) -> dict:
-    """Single-run log Z errors of independent replicates (same production rounds as hamon's)."""
+def _warmup(n_rounds: int) -> int:
+    """hn.nrpt's default warm-up of a fresh run."""
+    return max(32, n_rounds // 4)
+
+
+def _rounds_within(total: int, floor: int = 64) -> int:
+    """The largest n_rounds whose run, warm-up included, is at most `total` rounds."""
+    n = max(total - 32, (4 * total) // 5)
+    while n > floor and n + _warmup(n) > total:
+        n -= 1
+    return max(n, floor)
+
+
+def bench_log_z(
+    seed: int, budget_s: float, replicates: int = 8, calibration_rounds: int = 512
+) -> dict:
+    """log Z errors of independent runs, each given `budget_s` seconds.
+
+    One `hn.autotune` (default settings, timed, like hamon's one autotune),
+    then per seed a fresh `hn.nrpt` on the tuned ladder, exploration and
+    reference, with n_rounds chosen so that the call (warm-up included) takes
+    about `budget_s`: the rate comes from one calibration call run after a
+    compiling call.
+    """
     L, beta = 16, 0.44
     model = hn.IsingModel.lattice((L, L), coupling=beta)
     exact = hn.exact.ising_lattice_log_partition(L, beta)
+    start = time.perf_counter()
     plan = hn.autotune(model, jax.random.key(seed))
+    jax.block_until_ready(plan.state)
+    autotune_s = time.perf_counter() - start
+    fixed = {
+        "betas": plan.ladder,
+        "n_explore": plan.n_explore,
+        "reference": plan.runner.reference,
+        "record": False,
+    }
+    calib_key = jax.random.fold_in(jax.random.key(seed), 1_000_003)
+    start = time.perf_counter()
+    # compiles everything a run uses, the warm-up path included
+    hn.nrpt(model, calib_key, n_rounds=16, n_warmup=16, **fixed)
+    compile_s = time.perf_counter() - start
+    start = time.perf_counter()
+    hn.nrpt(model, calib_key, n_rounds=calibration_rounds, n_warmup=0, **fixed)
+    calibration_s = time.perf_counter() - start
+    rate = calibration_rounds / calibration_s
+    n_rounds = _rounds_within(int(rate * budget_s))
+    n_warmup = _warmup(n_rounds)
+    log(
+        f"(c) budget {budget_s:.2f}s at {rate:.0f} rounds/s: "
+        f"{n_rounds} rounds + {n_warmup} warm-up per seed"
+    )
     rows = []
-    for r in range(replicates):
-        plan.sample(jax.random.key(seed + 100 + r), n_rounds)
-        log_z, stderr = plan.log_z()
-        rows.append({"log_z": log_z, "stderr": stderr, "error": log_z - exact})
+    for i in range(replicates):
+        seed_i = seed + 1 + i
+        start = time.perf_counter()
+        res = hn.nrpt(model, jax.random.key(seed_i), n_rounds=n_rounds, **fixed)
+        jax.block_until_ready(res.state)
+        wall = time.perf_counter() - start
+        est = res.log_z
+        error = est.estimate - exact
+        rows.append(
+            {
+                "seed": seed_i,
+                "log_z": est.estimate,
+                "stderr": est.stderr,
+                "error": error,
+                "z": error / est.stderr,
+                "wall_s": wall,
+            }
+        )
+        log(f"(c) seed {seed_i}: error {error:+.4f}, z {rows[-1]['z']:+.2f}, {wall:.2f}s")
     errors = np.array([row["error"] for row in rows])
+    z = np.array([row["z"] for row in rows])
+    walls = np.array([row["wall_s"] for row in rows])
     return {
         "lattice": f"{L}x{L} periodic",
+        "L": L,
         "beta": beta,
-        "production_rounds": n_rounds,
+        "calls": {
+            "plan": "hn.autotune(model, key) (defaults)",
+            "run": "hn.nrpt(model, jax.random.key(seed_i), betas=plan.ladder, "
+            "n_explore=plan.n_explore, reference=plan.runner.reference, "
+            f"n_rounds={n_rounds}, record=False) (default warm-up {n_warmup} rounds)",
+            "estimate": "res.log_z.estimate, res.log_z.stderr",
+        },
+        "autotune_s": autotune_s,
         "n_chains": plan.n_chains,
+        "n_explore": plan.n_explore,
+        "reference": "uniform" if plan.runner.reference is None else "variational",
+        "budget_s": budget_s,
+        "calibration": {
+            "compile_call_s": compile_s,
+            "rounds": calibration_rounds,
+            "s": calibration_s,
+            "rounds_per_s": rate,
+        },
+        "n_rounds": n_rounds,
+        "n_warmup": n_warmup,
         "replicates": rows,
         "rms_error": float(np.sqrt(np.mean(errors**2))),
-        "z_scores": [row["error"] / row["stderr"] for row in rows],
+        "mean_error": float(errors.mean()),
+        "mean_z": float(z.mean()),
+        "sd_z": float(z.std(ddof=1)) if len(z) > 1 else None,
+        "wall_s_median": float(np.median(walls)),
+        "wall_over_budget": float(np.median(walls)) / budget_s,
         "log_z_exact": exact,
     }
 
@@ -175,9 +266,32 @@ def bench_variational(seed: int, max_rounds: int) -> dict:
     return out
 
 
-def _rms_hamon(runs, exact: float) -> float:
-    values = [rep["log_z_trapezoid"] for run in runs for rep in run["replicates"]]
-    return float(np.sqrt(np.mean((np.array(values) - exact) ** 2)))
+def _rms_hamon(runs) -> float:
+    """RMS error of hamon's replicates against the exact value of its own lattice."""
+    errors = [
+        rep["log_z_trapezoid"] - run["log_z_exact_kaufman"]
+        for run in runs
+        for rep in run["replicates"]
+    ]
+    return float(np.sqrt(np.mean(np.square(errors))))
+
+
+def log_z_budget(hamon: dict | None, args) -> tuple[float, str]:
+    """Seconds per log Z run: hamon's median steady replicate, else --log-z-budget."""
+    if hamon is None:
+        return args.log_z_budget, "--log-z-budget (hamon side not run: --no-hamon)"
+    if not hamon.get("available"):
+        return args.log_z_budget, "--log-z-budget (hamon side unavailable)"
+    try:
+        run = hamon["log_z"]["runs"][0]
+        budget = float(run["steady_wall_s_median"])
+    except (KeyError, IndexError, TypeError, ValueError):
+        return args.log_z_budget, "--log-z-budget (hamon side gave no steady log Z wall time)"
+    n = len(run["replicates"])
+    return budget, (
+        f"hamon's median steady replicate wall_s ({n - 1} of its {n} TI runs, "
+        f"the first one compiles; {run['L']}x{run['L']} lattice)"
+    )
 
 
 def run_hamon(python: str, args) -> dict:
@@ -204,6 +318,12 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--hamon-python", default="/work/hamon-venv/bin/python")
     parser.add_argument("--no-hamon", action="store_true")
+    parser.add_argument(
+        "--log-z-budget",
+        type=float,
+        default=10.0,
+        help="seconds per log Z run of (c) when hamon's replicate time is unavailable",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.samples = min(args.samples, 300)
@@ -218,18 +338,20 @@ def main(argv=None) -> int:
     log("(a) two modes")
     result["two_modes"] = bench_two_modes(args.samples, args.seed, 2 if args.quick else 9)
     log(json.dumps(result["two_modes"]))
-    log("(b, c) ising_sample front door and log Z")
+    log("(b) ising_sample front door")
     result["front_door"] = bench_front_door(args.samples, args.seed)
     log(json.dumps(result["front_door"]))
-    log("(c) log Z replicates")
-    result["log_z"] = bench_log_z(args.seed)
+    if not args.no_hamon:
+        log("hamon side (before (c): its log Z replicate time is (c)'s budget)")
+        result["hamon"] = run_hamon(args.hamon_python, args)
+    hamon = result.get("hamon", {})
+    budget, source = log_z_budget(result.get("hamon"), args)
+    log(f"(c) log Z of 8 seeds at {budget:.2f}s each ({source})")
+    result["log_z"] = bench_log_z(args.seed, budget)
+    result["log_z"]["budget_source"] = source
     log(json.dumps(result["log_z"]))
     log("(d) variational reference")
     result["variational_reference"] = bench_variational(args.seed, 256 if args.quick else 1024)
-    if not args.no_hamon:
-        log("hamon side")
-        result["hamon"] = run_hamon(args.hamon_python, args)
-    hamon = result.get("hamon", {})
     if hamon.get("available"):
         try:
             ours, theirs = result["two_modes"], hamon["ising_nrpt"]["summary"]
@@ -241,8 +363,18 @@ def main(argv=None) -> int:
                 / theirs["long_implied_ess_per_s_whole_call"]["median"],
                 "cold_call_ratio": result["front_door"]["first_call_s"]
                 / hamon["front_door"]["summary"]["first_call_s"]["median"],
-                "log_z_rms_error_ratio": _rms_hamon(hamon_runs, result["log_z"]["log_z_exact"])
-                / result["log_z"]["rms_error"],
+                "log_z_rms_error_ratio": _rms_hamon(hamon_runs) / result["log_z"]["rms_error"],
+                "log_z_rms_error": {"hamon": _rms_hamon(hamon_runs),
+                                    "hamon_nnx": result["log_z"]["rms_error"]},
+                "log_z_equal_time": {
+                    "budget_s_per_run": result["log_z"]["budget_s"],
+                    "budget_source": result["log_z"]["budget_source"],
+                    "hamon_nnx_median_wall_s": result["log_z"]["wall_s_median"],
+                    "replicates": {"hamon": len(hamon_runs[0]["replicates"]),
+                                   "hamon_nnx": len(result["log_z"]["replicates"])},
+                    "lattices": {"hamon": f"{hamon_runs[0]['L']}x{hamon_runs[0]['L']}",
+                                 "hamon_nnx": result["log_z"]["lattice"]},
+                },
                 "targets": {"ess_per_s_ratio": ">= 3", "cold_call_ratio": "<= 1/3",
                             "log_z_rms_error_ratio": ">= 10"},
             }  # fmt: skip
