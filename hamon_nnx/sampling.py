@@ -85,65 +85,64 @@ def check_clamp(model: EnergyModel, clamp) -> tuple[jax.Array, jax.Array] | None
 
 
 @functools.partial(
-    jax.jit,
-    static_argnames=(
-        "graphdef",
-        "n_samples",
-        "n_warmup",
-        "thin",
-        "has_init",
-        "has_clamp",
-        "chain_sharding",
-        "observers",
-    ),
+    jax.jit, static_argnames=("graphdef", "n_chains", "has_init", "has_clamp", "chain_sharding")
 )
-def _sample_program(
-    graphdef,
-    state,
-    key,
-    beta,
-    init,
-    clamp_mask,
-    clamp_values,
-    *,
-    n_samples,
-    n_warmup,
-    thin,
-    has_init,
-    has_clamp,
+def _start_program(
+    graphdef, state, key, init, clamp_mask, clamp_values, *, n_chains, has_init, has_clamp,
     chain_sharding=None,
-    observers=None,
-):
+):  # fmt: skip
+    """The chains' first states: `init` or uniformly random, clamps applied."""
+    model = nnx.merge(graphdef, state)
+    x = model.to_internal(init) if has_init else gibbs.random_states(key, model.blocks, n_chains)
+    if has_clamp:
+        x = jnp.where(clamp_mask, clamp_values, x)
+    return device_lib.constrain_chains(x, chain_sharding)
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "capacity", "chain_sharding", "observers"))
+def _chunk_program(
+    graphdef, state, key, x, beta, clamp_mask, counts, observed, *, capacity,
+    chain_sharding=None, observers=None,
+):  # fmt: skip
+    """Warm-up sweeps, then up to `capacity` draws every `thin` sweeps.
+
+    `counts` = (first sweep t0, warm-up sweeps, draws, thin) are traced, so
+    one program serves every run length; sweep t uses `fold_in(key, t)`
+    (the streams of `gibbs.run_chains`). The draws are stored in a buffer of
+    `capacity` rows or, with `observers`, streamed into their states.
+    """
     global TRACE_COUNT
     TRACE_COUNT += 1
     model = nnx.merge(graphdef, state)
-    n_chains = beta.shape[0]
-    init_key, run_key = jax.random.split(key)
-    if has_init:
-        x = model.to_internal(init)
-    else:
-        x = gibbs.random_states(init_key, model.blocks, n_chains)
-    clamp = None
-    if has_clamp:
-        x = jnp.where(clamp_mask, clamp_values, x)
-        clamp = gibbs.Clamp(clamp_mask)
+    clamp = None if clamp_mask is None else gibbs.Clamp(clamp_mask)
+    t0, n_warm, n_draws, thin = counts
     x = device_lib.constrain_chains(x, chain_sharding)
-    if observers is not None:  # stream the draws into observers, store none
-        return obs_lib.observe_chains(
-            model,
-            run_key,
-            x,
-            beta,
-            dict(observers),
-            n_warmup=n_warmup,
-            n_samples=n_samples,
-            thin=thin,
-            clamp=clamp,
-        )
-    draws = gibbs.run_chains(
-        model, run_key, x, beta, n_warmup=n_warmup, n_samples=n_samples, thin=thin, clamp=clamp
-    )
-    return model.to_natural(draws)
+
+    def one_sweep(t, x):
+        return gibbs.sweep(jax.random.fold_in(key, t), x, model, beta, clamp)
+
+    x = jax.lax.fori_loop(t0, t0 + n_warm, one_sweep, x)
+    start = t0 + n_warm
+
+    def draw(i, carry):
+        x, out = carry
+        t = start + i * thin
+        x = jax.lax.fori_loop(t, t + thin, one_sweep, x)
+        if observers:
+            return x, obs_lib.update_all(dict(observers), out, model.to_natural(x), model)
+        return x, out.at[i].set(x)
+
+    buffer = observed if observers else jnp.zeros((capacity, *x.shape), jnp.int8)
+    x, out = jax.lax.fori_loop(0, n_draws, draw, (x, buffer))
+    if not observers:
+        out = device_lib.constrain_chains(model.to_natural(jnp.swapaxes(out, 0, 1)), chain_sharding)
+    return x, out
+
+
+def _capacity(n_chains: int, n: int) -> int:
+    """Draws per compiled call: a buffer of at most 16 MiB, 1 to 1024 rows."""
+    rows = 2 ** int(np.log2(max(2**24 // max(n_chains * n, 1), 1)))
+    return int(np.clip(rows, 1, 1024))
 
 
 def sample(
@@ -161,8 +160,10 @@ def sample(
 ) -> jax.Array:
     """Block Gibbs sampling from pi_beta(x) proportional to exp(-beta E(x)).
 
-    Compiles once per model structure: new parameter values, keys, betas or
-    initial states of the same shapes reuse the compiled program.
+    Compiles once per model structure and chain count: new parameter values,
+    keys, betas, initial states and run lengths (`n_samples`, `n_warmup`,
+    `thin`) reuse the compiled program, which runs the draws in chunks with
+    traced counts.
 
     Args:
         model: any hamon-nnx model (IsingModel, PottsModel, RBM, ...).
@@ -219,21 +220,31 @@ def sample(
     mask, values = clamp if clamp is not None else (None, None)
     state, key, mask, values = place.replicate((state, key, mask, values))
     beta, init = place.shard_chains((beta, init))
-    return _sample_program(
-        graphdef,
-        state,
-        key,
-        beta,
-        init,
-        mask,
-        values,
-        n_samples=n_samples,
-        n_warmup=n_warmup,
-        thin=thin,
-        has_init=init is not None,
-        has_clamp=clamp is not None,
+    observers = None if observers is None else obs_lib.check_observers(observers)
+    init_key, run_key = jax.random.split(key)
+    x = _start_program(
+        graphdef, state, init_key, init, mask, values, n_chains=n_chains,
+        has_init=init is not None, has_clamp=clamp is not None,
         chain_sharding=place.chain_sharding,
-        observers=None
-        if observers is None
-        else tuple(sorted(obs_lib.check_observers(observers).items())),
-    )
+    )  # fmt: skip
+    observed = None
+    if observers is not None:
+        observed = place.replicate(obs_lib.init_all(observers, model))
+        observers = tuple(sorted(observers.items()))
+    capacity = _capacity(n_chains, n)
+    chunks, done, t = [], 0, 0
+    while done < n_samples:
+        n_draws, n_warm = min(capacity, n_samples - done), n_warmup if done == 0 else 0
+        counts = tuple(jnp.int32(c) for c in (t, n_warm, n_draws, thin))
+        x, out = _chunk_program(
+            graphdef, state, run_key, x, beta, mask, counts, observed, capacity=capacity,
+            chain_sharding=place.chain_sharding, observers=observers,
+        )  # fmt: skip
+        if observers is not None:
+            observed = out
+        else:
+            chunks.append(out if n_draws == capacity else out[:, :n_draws])
+        done, t = done + n_draws, t + n_warm + n_draws * thin
+    if observers is not None:
+        return observed
+    return chunks[0] if len(chunks) == 1 else jnp.concatenate(chunks, axis=1)

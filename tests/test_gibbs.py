@@ -176,6 +176,26 @@ def test_compiles_once_per_structure(key):
     assert sampling.TRACE_COUNT == after_rbm
 
 
+def test_run_lengths_never_recompile(key, monkeypatch):
+    """n_samples, n_warmup and thin are traced counts of one chunk program;
+    chunks of any size give the draws of one long run."""
+    from hamon_nnx import sampling
+
+    m = hn.IsingModel.lattice((4, 6), coupling=0.4, field=0.1)
+    hn.sample(m, key, n_samples=10, n_chains=4)
+    before = sampling.TRACE_COUNT
+    whole = np.asarray(hn.sample(m, key, n_samples=23, n_chains=4, n_warmup=7, thin=3))
+    hn.sample(m, key, n_samples=3000, n_chains=4, n_warmup=0)  # several chunks
+    observed = hn.sample(m, key, n_samples=11, n_chains=4, observers={"m": hn.observers.Moments()})
+    assert sampling.TRACE_COUNT == before + 1  # the observers' program only
+    hn.sample(m, key, n_samples=12, n_chains=4, thin=5, observers={"m": hn.observers.Moments()})
+    assert sampling.TRACE_COUNT == before + 1
+    assert observed["m"].n_draws() == 44
+    monkeypatch.setattr(sampling, "_capacity", lambda n_chains, n: 5)
+    chunked = np.asarray(hn.sample(m, key, n_samples=23, n_chains=4, n_warmup=7, thin=3))
+    np.testing.assert_array_equal(chunked, whole)
+
+
 def test_chain_streams_do_not_depend_on_chain_count(key):
     m = hn.IsingModel.lattice((4, 6), coupling=0.4)
     init = np.ones((8, 24), np.int8)
@@ -201,3 +221,24 @@ def test_thin_and_warmup_count_sweeps(key, thin):
     a = np.asarray(hn.sample(m, key, n_samples=4, n_chains=2, n_warmup=5, thin=thin, init=init))
     b = np.asarray(hn.sample(m, key, n_samples=4 * thin + 5, n_chains=2, n_warmup=0, init=init))
     np.testing.assert_array_equal(a, b[:, 5 + thin - 1 :: thin])
+
+
+def test_program_size_does_not_grow_with_the_number_of_blocks():
+    """A dense model has one block per spin: its sweep and its random starting
+    states are loops and vectorised constants in the program, not unrolled."""
+    from flax import nnx
+
+    from hamon_nnx.core import gibbs
+
+    sizes = []
+    for n in (64, 4096):
+        graphdef, params = nnx.split(hn.IsingModel.dense(np.zeros((n, n)), np.zeros(n)))
+
+        def program(params, key, x, beta, graphdef=graphdef):
+            model = nnx.merge(graphdef, params)
+            return gibbs.sweep(key, x, model, beta), gibbs.random_states(key, model.blocks, 4)
+
+        x = jax.numpy.ones((4, n), jax.numpy.int8)
+        lowered = jax.jit(program).lower(params, jax.random.key(0), x, jax.numpy.ones(4))
+        sizes.append(len(lowered.as_text()))
+    assert sizes[1] < 2 * sizes[0], sizes

@@ -71,10 +71,11 @@ from hamon_nnx import sampling
 place = device_lib.resolve(DEVICES["4"])
 graphdef, state = nnx.split(ising)
 state, key = place.replicate((state, jax.random.key(0)))
-beta = place.shard_chains(jnp.ones((8,), jnp.float32))
-hlo = sampling._sample_program.lower(
-    graphdef, state, key, beta, None, None, None, n_samples=2, n_warmup=1, thin=1,
-    has_init=False, has_clamp=False, chain_sharding=place.chain_sharding,
+beta, x = place.shard_chains((jnp.ones((8,), jnp.float32), jnp.ones((8, 36), jnp.int8)))
+counts = tuple(jnp.int32(c) for c in (0, 1, 2, 1))
+hlo = sampling._chunk_program.lower(
+    graphdef, state, key, x, beta, None, counts, None, capacity=2,
+    chain_sharding=place.chain_sharding,
 ).compile().as_text()
 out["local_state_shape"] = "s8[2,36]" in hlo and "s8[8,36]" not in hlo
 """

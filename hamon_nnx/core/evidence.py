@@ -66,7 +66,11 @@ def _batch_stderr(influence: np.ndarray, n_batches: int) -> float:
     n_replicas, n_rounds = influence.shape
     usable = (n_rounds // n_batches) * n_batches
     means = influence[:, n_rounds - usable :].reshape(n_replicas * n_batches, -1).mean(axis=1)
-    batch = float(np.std(means, ddof=1) / np.sqrt(means.size))
+    # the mean over B batches divided by this error is Student-t with B - 1
+    # degrees of freedom, of variance (B - 1) / (B - 3): scaled so that the
+    # z-scores of a run have unit variance, not just a unit typical size
+    t_variance = (means.size - 1) / max(means.size - 3, 1)
+    batch = float(np.std(means, ddof=1) * np.sqrt(t_variance / means.size))
     sd = float(np.std(influence, ddof=1))
     if sd == 0.0:
         return batch

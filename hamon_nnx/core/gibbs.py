@@ -21,6 +21,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from ..models.base import BINARY, CATEGORICAL, SPIN, Block
@@ -80,14 +81,11 @@ def random_states(key: jax.Array, blocks: tuple[Block, ...], n_chains: int) -> j
     """Uniformly random internal states (C, n): the beta = 0 distribution."""
     n = blocks[-1].stop
     u = jax.random.uniform(key, (n_chains, n), dtype=jnp.float32)
-    parts = []
-    for blk in blocks:
-        ub = u[:, blk.slice]
-        if blk.kind == SPIN:
-            parts.append(jnp.where(ub < 0.5, jnp.int8(-1), jnp.int8(1)))
-        else:
-            parts.append(jnp.minimum(jnp.floor(ub * blk.q), blk.q - 1).astype(jnp.int8))
-    return jnp.concatenate(parts, axis=-1)
+    # per-variable constants, so the program does not grow with the number of blocks
+    q = np.concatenate([np.full(blk.size, blk.q, np.float32) for blk in blocks])
+    spin = np.concatenate([np.full(blk.size, blk.kind == SPIN) for blk in blocks])
+    values = jnp.minimum(jnp.floor(u * q), q - 1)
+    return jnp.where(spin, jnp.where(u < 0.5, -1.0, 1.0), values).astype(jnp.int8)
 
 
 def sweep(
