@@ -188,7 +188,8 @@ class NRPTReport:
 
     def __str__(self) -> str:
         lines = [
-            f"NRPT plan: N = {self.n_chains} chains x {self.n_replicas} replicas, "
+            f"NRPT plan: N = {self.n_chains} chains"
+            f"{f' x {self.n_replicas} replicas' if self.n_replicas > 1 else ''}, "
             f"n_explore = {self.n_explore}, {self.reference} reference"
             + (f", RBM tempered on its {self.collapsed} layer" if self.collapsed else ""),
             f"  barrier Lambda = {self.total_barrier:.3f}",
