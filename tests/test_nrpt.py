@@ -571,3 +571,38 @@ def test_rbm_marginal_saves_and_loads(tmp_path):
     x = np.random.default_rng(0).integers(0, 2, size=(5, 6)).astype(np.int8)
     np.testing.assert_array_equal(again.energy(x), marginal.energy(x))
     assert again.keep == "visible"
+
+
+def test_reference_auto_reverts_when_the_fitted_path_disagrees(key, monkeypatch):
+    """A fitted reference whose short run's log Z contradicts the uniform
+    path's is dropped by "auto" and warned about when asked for explicitly."""
+    from hamon_nnx import tuning
+
+    g = np.random.default_rng(0)
+    biased = hn.RBM.from_params(g.normal(size=(12, 4)) * 0.3, g.normal(size=12) * 3, np.zeros(4))
+    a = tuning.evidence.LogZ(1.0, 0.1, *([0.0] * 7), 10, 5)
+    assert tuning._agree(a, a._replace(estimate=1.4)) and not tuning._agree(
+        a, a._replace(estimate=1.5)
+    )  # 3 * hypot(0.1, 0.1) = 0.42
+    monkeypatch.setattr(tuning, "_agree", lambda a, b: False)
+    plan = hn.autotune(biased, key, max_rounds=128, collapse=False)
+    assert plan.runner.reference is None and plan.report().reference == "uniform"
+    with pytest.warns(UserWarning, match="disagrees with the uniform path"):
+        hn.autotune(biased, key, max_rounds=64, collapse=False, reference="variational")
+
+
+def test_bad_replica_and_collapse_input(key):
+    m = hn.IsingModel.lattice((3, 3))
+    with pytest.raises(ValueError, match="n_replicas must be an integer >= 1"):
+        hn.nrpt(m, key, n_replicas=0)
+    with pytest.raises(ValueError, match="n_replicas must be an integer >= 1"):
+        hn.autotune(m, key, n_replicas=0)
+    with pytest.raises(ValueError, match="init must have shape"):
+        hn.nrpt(m, key, n_chains=4, n_replicas=2, init=np.ones((3, 4, 9), np.int8))
+    with pytest.raises(ValueError, match="chains of shape \\(replicas, N, n\\)"):
+        res = hn.nrpt(m, key, n_rounds=10, n_chains=4)
+        hn.nrpt(m, key, n_rounds=10, state=res.state._replace(x=res.state.x[0]))
+    with pytest.raises(TypeError, match="collapse must be None, True or False"):
+        hn.autotune(small_rbm(), key, collapse="yes")
+    with pytest.raises(ValueError, match="keep must be 'hidden' or 'visible'"):
+        small_rbm().marginal("both")
