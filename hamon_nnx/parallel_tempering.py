@@ -211,13 +211,13 @@ class Runner:
         energy, acceptance, swapped = (np.concatenate(a, axis=1) for a in zip(*host, strict=True))
         _check_finite(energy)
         if record:
-            cold = cold[0] if len(cold) == 1 else _join(cold, state.x.shape[0], self.n_variables)
+            cold = _join(cold, state.x.shape[0], self.n_variables)
         return state, Rounds(energy, acceptance, swapped, cold if record else None, observed)
 
 
 def _join(chunks: list, n_replicas: int, n: int) -> jax.Array:
-    if not chunks:
-        return jnp.zeros((n_replicas, 0, n), jnp.int8)
+    if len(chunks) <= 1:
+        return chunks[0] if chunks else jnp.zeros((n_replicas, 0, n), jnp.int8)
     return jnp.concatenate(chunks, axis=1)
 
 
