@@ -22,6 +22,7 @@ from jax import lax
 
 from ..core import graph
 from .base import SPIN, Block, EnergyModel, GraphLayout, check_finite
+from .dense import grouped_sweep
 
 
 def _scalar_or_array(name: str, value, shape: tuple[int, ...]) -> np.ndarray:
@@ -302,45 +303,34 @@ class DenseIsing(IsingModel):
         s = x.astype(jnp.float32)
         return 2.0 * (self._J()[b] @ s + self.field[...][b])[None]
 
-    GROUP = 32  # sites whose field updates are batched into one product
+    GROUP = 32  # sites whose fields come from one product with their rows of J
 
     def gibbs_sweep(self, u, x, beta, keep, reference=None):
-        """Sites in order, in groups of `GROUP`: inside a group the fields of
-        the group's sites are kept up to date through its (GROUP, GROUP)
-        coupling block; after it, every field takes the group's changes in
-        one product with its GROUP rows of J. The same sequential heat bath
-        as site by site, with the n x n work done as matrix products."""
+        """The sequential heat bath in site order, in groups of `GROUP` sites
+        (`models.dense.grouped_sweep`): a group's fields are one product of
+        its rows of J with the state; inside the group each flip updates the
+        later sites' fields through the group's block of J."""
         n, k = self.n_variables, min(self.GROUP, self.n_variables)
-        padded = -(-n // k) * k
-        J = jnp.pad(self._J(), ((0, padded - n), (0, padded - n)))  # padded spins: no couplings
-        local = J @ jnp.pad(x, (0, padded - n), constant_values=1).astype(jnp.float32)
-        local = local + jnp.pad(self.field[...], (0, padded - n))
-        x, u = jnp.pad(x, (0, padded - n), constant_values=1), jnp.pad(u, (0, padded - n))
-        ref = None if reference is None else jnp.pad(reference, (0, padded - n))
-        kept = None if keep is None else jnp.pad(keep, (0, padded - n))
+        pad = -(-n // k) * k - n
+        J = jnp.pad(self._J(), ((0, pad), (0, pad)))  # padded spins: no couplings
+        h = jnp.pad(self.field[...], (0, pad))
+        u = jnp.pad(u, (0, pad))
+        ref = None if reference is None else jnp.pad(reference, (0, pad))
+        kept = None if keep is None else jnp.pad(keep, (0, pad))
 
-        def group(g, carry):
-            x, local = carry
-            start = g * k
-            block = lax.dynamic_slice(J, (start, start), (k, k))
-            xg, ug = lax.dynamic_slice(x, (start,), (k,)), lax.dynamic_slice(u, (start,), (k,))
+        def fields(start, x):
+            rows = lax.dynamic_slice_in_dim(J, start, k)
+            return rows @ x.astype(jnp.float32) + lax.dynamic_slice_in_dim(h, start, k)
 
-            def site(j, c):
-                xg, lg = c
-                z = 2.0 * beta * lg[j]
-                if ref is not None:
-                    z = z + (1.0 - beta) * ref[start + j]
-                new = jnp.where(ug[j] < jax.nn.sigmoid(z), jnp.int8(1), jnp.int8(-1))
-                if kept is not None:
-                    new = jnp.where(kept[start + j], xg[j], new)
-                delta = (new - xg[j]).astype(jnp.float32)
-                return xg.at[j].set(new), lg + block[j] * delta
+        def site(start, j, xg, f):
+            z = 2.0 * beta * f[j]
+            if ref is not None:
+                z = z + (1.0 - beta) * ref[start + j]
+            new = jnp.where(u[start + j] < jax.nn.sigmoid(z), jnp.int8(1), jnp.int8(-1))
+            if kept is not None:
+                new = jnp.where(kept[start + j], xg[j], new)
+            delta = (new - xg[j]).astype(jnp.float32)
+            return new, f + lax.dynamic_slice_in_dim(J[start + j], start, k) * delta
 
-            lg = lax.dynamic_slice(local, (start,), (k,))
-            new, _ = lax.fori_loop(0, k, site, (xg, lg))
-            rows = lax.dynamic_slice(J, (start, 0), (k, padded))
-            local = local + (new - xg).astype(jnp.float32) @ rows
-            return lax.dynamic_update_slice(x, new, (start,)), local
-
-        x, _ = lax.fori_loop(0, padded // k, group, (x, local))
-        return x[:n]
+        x = jnp.pad(x, (0, pad), constant_values=1)
+        return grouped_sweep(x, k, fields, site)[:n]

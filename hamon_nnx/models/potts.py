@@ -11,9 +11,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from jax import lax
 
 from ..core import graph
-from .base import CATEGORICAL, EnergyModel, GraphLayout, check_finite
+from .base import CATEGORICAL, Block, EnergyModel, GraphLayout, check_finite
+from .dense import grouped_sweep
 
 
 def _coupling_array(couplings, n_edges: int, q: int, shared_ok: bool) -> np.ndarray:
@@ -132,6 +134,33 @@ class PottsModel(GraphLayout, EnergyModel):
             colours = None
         return cls(n, q, edges, coupling, _field_array(field, n, q), colours=colours)
 
+    @staticmethod
+    def dense(J, h=None) -> DensePotts:
+        """Fully connected: couplings J (L, L, q, q) with J[i, j] = J[j, i].T and
+        zero diagonal blocks, fields h (L, q) (None: zero). See `DensePotts`."""
+        J = check_finite("J", J)
+        if J.ndim != 4 or J.shape[0] != J.shape[1] or J.shape[2] != J.shape[3]:
+            raise ValueError(f"J must have shape (L, L, q, q), got {J.shape}")
+        L, q = J.shape[0], PottsModel._check_q(J.shape[2])
+        bad = ~np.isclose(J, J.transpose(1, 0, 3, 2), atol=1e-6)
+        if bad.any():
+            i, j, a, b = np.argwhere(bad)[0]
+            raise ValueError(
+                f"J must be symmetric, J[i, j] = J[j, i].T; J[{i}, {j}, {a}, {b}] = "
+                f"{J[i, j, a, b]} != J[{j}, {i}, {b}, {a}] = {J[j, i, b, a]}"
+            )
+        diagonal = J[np.arange(L), np.arange(L)]
+        if np.any(diagonal != 0):
+            i = int(np.argwhere(np.any(diagonal != 0, axis=(1, 2)))[0, 0])
+            raise ValueError(
+                f"J must have zero diagonal blocks J[i, i] (a site does not couple to itself); "
+                f"J[{i}, {i}] is not zero"
+            )
+        h = check_finite("h", 0.0 if h is None else h)
+        if h.shape not in ((), (q,), (L, q)):
+            raise ValueError(f"h must be a scalar, shape ({q},) or ({L}, {q}); got {h.shape}")
+        return DensePotts(J, np.broadcast_to(h, (L, q)))
+
     def _edge_matrix(self):
         """Couplings as matrices: (E, q, q), or (q, q) when shared."""
         J = self.coupling[...]
@@ -176,3 +205,130 @@ class PottsModel(GraphLayout, EnergyModel):
             M = jnp.where(self.side[rows][..., None, None] == 1, jnp.swapaxes(M, -1, -2), M)
             local = jnp.einsum("mdkr,mdr->mk", M, onehot)
         return local + self.field[...][self.order[rows]]
+
+
+class DensePotts(EnergyModel):
+    """Fully connected Potts model of a protein family (bmDCA / adabmDCA form).
+
+    E(s) = -sum_(i<j) J_ij(s_i, s_j) - sum_i h_i(s_i), s_i in 0..q-1, with
+    couplings J of shape (L, L, q, q), J[i, j] = J[j, i].T and zero diagonal
+    blocks, and fields h of shape (L, q). Build it with `PottsModel.dense`.
+
+    Gauge: adding g(s_i) to every J_ij(s_i, .) and subtracting it from
+    h_i leaves every energy difference unchanged, so of the L q + L^2 q^2
+    stored numbers only L (q - 1) + L (L - 1) / 2 (q - 1)^2 are identified
+    by the distribution (`n_gauge_invariant_parameters`).
+    `to_zero_sum_gauge()` gives the equivalent model whose couplings sum
+    to zero over each state index and fields over each site (the gauge
+    DCA contact scores are computed in).
+
+    Sampling: the sequential heat bath over sites in groups of `GROUP`,
+    each group's fields gathered from the current state in one pass over
+    its rows of couplings (L q multiply-adds per site update).
+
+    Example:
+        >>> import jax, numpy as np, hamon_nnx as hn
+        >>> L, q = 5, 3
+        >>> J = np.random.default_rng(0).normal(size=(L, L, q, q)) * 0.3
+        >>> J = J + J.transpose(1, 0, 3, 2); J[range(L), range(L)] = 0
+        >>> m = hn.PottsModel.dense(J, np.zeros((L, q)))
+        >>> hn.sample(m, jax.random.key(0), n_samples=4, n_chains=2).shape
+        (2, 4, 5)
+        >>> m.n_gauge_invariant_parameters()
+        50
+    """
+
+    GROUP = 8  # sites per group: a group's slab of couplings stays in cache
+
+    def __init__(self, J, h):
+        L, q = int(J.shape[0]), int(J.shape[-1])
+        self.n_variables, self.q = L, q
+        self.blocks = tuple(Block(i, i + 1, CATEGORICAL, q) for i in range(L))
+        self.coupling = nnx.Param(jnp.asarray(J, jnp.float32))
+        self.field = nnx.Param(jnp.asarray(h, jnp.float32))
+
+    def config(self) -> dict:
+        """Number of sites L and states q."""
+        return {"class": type(self).registered_name(), "L": self.n_variables, "q": self.q}
+
+    @classmethod
+    def from_config(cls, config: dict) -> DensePotts:
+        """Zero couplings and fields for the configured L and q."""
+        L, q = int(config["L"]), PottsModel._check_q(config["q"])
+        if L < 1:
+            raise ValueError(f"L must be a positive integer, got {L}")
+        return cls(jnp.zeros((L, L, q, q), jnp.float32), jnp.zeros((L, q), jnp.float32))
+
+    def _J(self):
+        """Couplings made symmetric with zero diagonal blocks, whatever training did."""
+        J = self.coupling[...]
+        off = 1.0 - jnp.eye(self.n_variables, dtype=J.dtype)[:, :, None, None]
+        return 0.5 * (J + J.transpose(1, 0, 3, 2)) * off
+
+    def _W(self):
+        """The couplings as one symmetric (L q, L q) matrix, W[(i, a), (j, b)] = J_ij(a, b)."""
+        L, q = self.n_variables, self.q
+        return self._J().transpose(0, 2, 1, 3).reshape(L * q, L * q)
+
+    def energy(self, x):
+        onehot = jax.nn.one_hot(jnp.asarray(x).astype(jnp.int32), self.q, dtype=jnp.float32)
+        flat = onehot.reshape(*onehot.shape[:-2], -1)
+        pair = 0.5 * jnp.sum((flat @ self._W()) * flat, axis=-1)
+        return -pair - jnp.sum(onehot * self.field[...], axis=(-2, -1))
+
+    def block_logits(self, x, b):
+        rows = lax.dynamic_slice_in_dim(self._W(), b * self.q, self.q)  # (q, L q)
+        offsets = jnp.arange(self.n_variables) * self.q
+        return (jnp.sum(rows[:, offsets + x.astype(jnp.int32)], axis=-1) + self.field[...][b])[None]
+
+    def gibbs_sweep(self, u, x, beta, keep, reference=None):
+        """Site-by-site heat bath in site order, in groups (`models.dense`)."""
+        L, q, k = self.n_variables, self.q, min(self.GROUP, self.n_variables)
+        pad = -(-L // k) * k - L
+        W = jnp.pad(self._W(), ((0, pad * q), (0, pad * q)))  # padded sites: no couplings
+        h = jnp.pad(self.field[...], ((0, pad), (0, 0)))
+        u = jnp.pad(u, (0, pad))
+        ref = None if reference is None else jnp.pad(reference.reshape(L, q), ((0, pad), (0, 0)))
+        kept = None if keep is None else jnp.pad(keep, (0, pad))
+        offsets = jnp.arange(L + pad) * q
+
+        def fields(start, x):
+            rows = lax.dynamic_slice_in_dim(W, start * q, k * q)  # (k q, L q)
+            f = jnp.sum(jnp.take(rows, offsets + x.astype(jnp.int32), axis=1), axis=1)
+            return f.reshape(k, q) + lax.dynamic_slice_in_dim(h, start, k)
+
+        def site(start, j, xg, f):
+            z = beta * f[j]
+            if ref is not None:
+                z = z + (1.0 - beta) * ref[start + j]
+            cdf = jnp.cumsum(jnp.exp(z - jnp.max(z)))
+            new = jnp.sum(u[start + j] * cdf[-1] >= cdf[:-1]).astype(jnp.int8)
+            old = xg[j]
+            if kept is not None:
+                new = jnp.where(kept[start + j], old, new)
+            row = (start + j) * q
+            change = lax.dynamic_slice_in_dim(W, row + new.astype(jnp.int32), 1)[0]
+            change = change - lax.dynamic_slice_in_dim(W, row + old.astype(jnp.int32), 1)[0]
+            return new, f + lax.dynamic_slice_in_dim(change, start * q, k * q).reshape(k, q)
+
+        x = jnp.pad(x, (0, pad))
+        return grouped_sweep(x, k, fields, site)[:L]
+
+    def n_gauge_invariant_parameters(self) -> int:
+        """L (q - 1) fields and (q - 1)^2 couplings per pair: what the data can identify."""
+        L, q = self.n_variables, self.q
+        return L * (q - 1) + L * (L - 1) // 2 * (q - 1) ** 2
+
+    def to_zero_sum_gauge(self) -> DensePotts:
+        """The same distribution in the zero-sum (Ising) gauge, as a new model.
+
+        J'_ij(a, b) = J_ij(a, b) - J_ij(., b) - J_ij(a, .) + J_ij(., .) and
+        h'_i(a) = h_i(a) - h_i(.) + sum_j [J_ij(a, .) - J_ij(., .)], where
+        "." is the mean over that state. Energies change by one constant.
+        """
+        J, h = self._J(), self.field[...]
+        row, col = J.mean(axis=3, keepdims=True), J.mean(axis=2, keepdims=True)
+        both = J.mean(axis=(2, 3), keepdims=True)
+        J0 = J - row - col + both
+        h0 = h - h.mean(axis=1, keepdims=True) + jnp.sum(row[..., 0] - both[..., 0], axis=1)
+        return DensePotts(J0, h0)
