@@ -111,6 +111,10 @@ def test_training_recovers_the_likelihood_of_the_data(key, negative):
     trainer.fit(data, epochs=15, batch_size=100)
     end = hn.training.exact_log_likelihood(model, data)
     assert end - start > 0.8 * (best - start), (start, end, best)
+    # the sampler reads J as symmetric with zero diagonal blocks: training keeps both exactly
+    trained = np.asarray(model.coupling[...])
+    np.testing.assert_array_equal(trained, trained.transpose(1, 0, 3, 2))
+    assert not trained[np.arange(4), np.arange(4)].any()
 
 
 @pytest.mark.parametrize(

@@ -20,6 +20,29 @@ import jax.numpy as jnp
 from ..models.base import BINARY, CATEGORICAL, SPIN, Block
 
 
+def _runs(blocks: tuple[Block, ...]):
+    """Maximal runs of consecutive blocks of one kind and q: (kind, q, first, last + 1).
+
+    Every function here works run by run, on the run's logits joined into one
+    array, so a dense model's thousands of one-site blocks cost one operation.
+    """
+    runs, first = [], 0
+    for b in range(1, len(blocks) + 1):
+        if b == len(blocks) or blocks[b][2:] != blocks[first][2:]:
+            runs.append((blocks[first].kind, blocks[first].q, first, b))
+            first = b
+    return runs
+
+
+def _joined(blocks, reference, first: int, last: int) -> jax.Array:
+    """The logits of blocks first..last-1 as one (m,) or (m, q) array."""
+    if last - first == 1:
+        logits = jnp.asarray(reference[first])
+    else:
+        logits = jnp.concatenate([jnp.asarray(r) for r in reference[first:last]])
+    return logits.reshape(-1, blocks[first].q) if blocks[first].kind == CATEGORICAL else logits
+
+
 def uniform(blocks: tuple[Block, ...]) -> tuple[jax.Array, ...]:
     """The uniform reference: zero logits for every block."""
     return tuple(
@@ -31,10 +54,11 @@ def uniform(blocks: tuple[Block, ...]) -> tuple[jax.Array, ...]:
 def log_partition(blocks: tuple[Block, ...], reference) -> jax.Array:
     """Exact log Z of the reference (n log 2 for uniform spins)."""
     total = jnp.float32(0.0)
-    for blk, logits in zip(blocks, reference, strict=True):
-        if blk.kind == SPIN:
+    for kind, _, first, last in _runs(blocks):
+        logits = _joined(blocks, reference, first, last)
+        if kind == SPIN:
             total = total + jnp.sum(jnp.logaddexp(logits / 2, -logits / 2))
-        elif blk.kind == BINARY:
+        elif kind == BINARY:
             total = total + jnp.sum(jax.nn.softplus(logits))
         else:
             total = total + jnp.sum(jax.nn.logsumexp(logits, axis=-1))
@@ -44,15 +68,16 @@ def log_partition(blocks: tuple[Block, ...], reference) -> jax.Array:
 def energy(x: jax.Array, blocks: tuple[Block, ...], reference) -> jax.Array:
     """E_ref of internal-order states x (..., n)."""
     total = jnp.zeros(x.shape[:-1], jnp.float32)
-    for blk, logits in zip(blocks, reference, strict=True):
-        v = x[..., blk.slice]
-        if blk.kind == SPIN:
+    for kind, q, first, last in _runs(blocks):
+        logits = _joined(blocks, reference, first, last)
+        v = x[..., blocks[first].start : blocks[last - 1].stop]
+        if kind == SPIN:
             eta = v.astype(jnp.float32) * logits / 2
-        elif blk.kind == BINARY:
+        elif kind == BINARY:
             eta = v.astype(jnp.float32) * logits
         else:
             eta = jnp.take_along_axis(
-                jnp.broadcast_to(logits, (*v.shape, blk.q)), v[..., None].astype(jnp.int32), -1
+                jnp.broadcast_to(logits, (*v.shape, q)), v[..., None].astype(jnp.int32), -1
             )[..., 0]
         total = total - jnp.sum(eta, axis=-1)
     return total
@@ -72,12 +97,14 @@ def fit(samples: jax.Array, blocks: tuple[Block, ...], pseudocount: float = 1.0)
     flat = samples.reshape(-1, samples.shape[-1])
     count = flat.shape[0]
     out = []
-    for blk in blocks:
-        v = flat[:, blk.slice]
-        if blk.kind == CATEGORICAL:
-            counts = jnp.sum(jax.nn.one_hot(v, blk.q, dtype=jnp.float32), axis=0) + pseudocount
-            out.append(jnp.log(counts) - jnp.log(counts[..., :1]))
+    for kind, q, first, last in _runs(blocks):
+        v = flat[:, blocks[first].start : blocks[last - 1].stop]
+        if kind == CATEGORICAL:
+            counts = jnp.sum(jax.nn.one_hot(v, q, dtype=jnp.float32), axis=0) + pseudocount
+            logits = jnp.log(counts) - jnp.log(counts[..., :1])
         else:
             ones = jnp.sum(v == 1, axis=0).astype(jnp.float32) + pseudocount
-            out.append(jnp.log(ones) - jnp.log(count + 2 * pseudocount - ones))
+            logits = jnp.log(ones) - jnp.log(count + 2 * pseudocount - ones)
+        offset = blocks[first].start
+        out.extend(logits[blk.start - offset : blk.stop - offset] for blk in blocks[first:last])
     return tuple(out)

@@ -224,7 +224,11 @@ class DensePotts(EnergyModel):
 
     Sampling: the sequential heat bath over sites in groups of `GROUP`,
     each group's fields gathered from the current state in one pass over
-    its rows of couplings (L q multiply-adds per site update).
+    its couplings (L q additions per site update). The sampler reads the
+    stored `coupling` as symmetric with zero diagonal blocks: the
+    constructor checks it, and training keeps it exactly (the energy is
+    -1/2 sum over i != j, whose gradient is symmetric); set `coupling`
+    by hand only to such arrays.
 
     Example:
         >>> import jax, numpy as np, hamon_nnx as hn
@@ -259,43 +263,49 @@ class DensePotts(EnergyModel):
             raise ValueError(f"L must be a positive integer, got {L}")
         return cls(jnp.zeros((L, L, q, q), jnp.float32), jnp.zeros((L, q), jnp.float32))
 
-    def _J(self):
-        """Couplings made symmetric with zero diagonal blocks, whatever training did."""
-        J = self.coupling[...]
-        off = 1.0 - jnp.eye(self.n_variables, dtype=J.dtype)[:, :, None, None]
-        return 0.5 * (J + J.transpose(1, 0, 3, 2)) * off
-
-    def _W(self):
-        """The couplings as one symmetric (L q, L q) matrix, W[(i, a), (j, b)] = J_ij(a, b)."""
-        L, q = self.n_variables, self.q
-        return self._J().transpose(0, 2, 1, 3).reshape(L * q, L * q)
-
     def energy(self, x):
-        onehot = jax.nn.one_hot(jnp.asarray(x).astype(jnp.int32), self.q, dtype=jnp.float32)
-        flat = onehot.reshape(*onehot.shape[:-2], -1)
-        pair = 0.5 * jnp.sum((flat @ self._W()) * flat, axis=-1)
-        return -pair - jnp.sum(onehot * self.field[...], axis=(-2, -1))
+        # -1/2 sum over i != j of J_ij(s_i, s_j): the energy of the symmetrized
+        # couplings whatever is stored, and a gradient that is itself symmetric
+        # (J_ij(a, b) and J_ji(b, a) get the same one), so training by any
+        # elementwise optimizer keeps J symmetric with zero diagonal blocks
+        s = jnp.asarray(x).astype(jnp.int32)
+        L = self.n_variables
+        i, j = np.arange(L)[:, None], np.arange(L)[None, :]
+        pair = self.coupling[...][i, j, s[..., :, None], s[..., None, :]]  # (..., L, L)
+        pair = jnp.sum(jnp.where(i != j, pair, 0.0), axis=(-2, -1))
+        field = jnp.sum(self.field[...][np.arange(L), s], axis=-1)
+        return -0.5 * pair - field
 
     def block_logits(self, x, b):
-        rows = lax.dynamic_slice_in_dim(self._W(), b * self.q, self.q)  # (q, L q)
-        offsets = jnp.arange(self.n_variables) * self.q
-        return (jnp.sum(rows[:, offsets + x.astype(jnp.int32)], axis=-1) + self.field[...][b])[None]
+        # J_bj(., x_j) read as J_jb(x_j, .): q contiguous numbers per site j
+        J = self.coupling[...]
+        sites = jnp.arange(self.n_variables)
+        local = jnp.sum(jnp.where((sites != b)[:, None], J[sites, b, x.astype(jnp.int32)], 0), 0)
+        return (local + self.field[...][b])[None]
 
     def gibbs_sweep(self, u, x, beta, keep, reference=None):
-        """Site-by-site heat bath in site order, in groups (`models.dense`)."""
+        """Site-by-site heat bath in site order, in groups (`models.dense`).
+
+        Reads the stored couplings as they are (symmetric, zero diagonal
+        blocks: what the constructor checks and training keeps); a group's
+        fields J_(group) j(., s_j) are gathered as J_j (group)(s_j, .), q
+        contiguous numbers per site and group member, with no transpose.
+        """
         L, q, k = self.n_variables, self.q, min(self.GROUP, self.n_variables)
         pad = -(-L // k) * k - L
-        W = jnp.pad(self._W(), ((0, pad * q), (0, pad * q)))  # padded sites: no couplings
+        J = self.coupling[...]
+        if pad:  # padded sites: no couplings
+            J = jnp.pad(J, ((0, pad), (0, pad), (0, 0), (0, 0)))
         h = jnp.pad(self.field[...], ((0, pad), (0, 0)))
         u = jnp.pad(u, (0, pad))
         ref = None if reference is None else jnp.pad(reference.reshape(L, q), ((0, pad), (0, 0)))
         kept = None if keep is None else jnp.pad(keep, (0, pad))
-        offsets = jnp.arange(L + pad) * q
+        sites = jnp.arange(L + pad)
 
         def fields(start, x):
-            rows = lax.dynamic_slice_in_dim(W, start * q, k * q)  # (k q, L q)
-            f = jnp.sum(jnp.take(rows, offsets + x.astype(jnp.int32), axis=1), axis=1)
-            return f.reshape(k, q) + lax.dynamic_slice_in_dim(h, start, k)
+            slab = lax.dynamic_slice_in_dim(J, start, k, axis=1)  # (L, k, q, q)
+            f = jnp.sum(slab[sites, :, x.astype(jnp.int32)], axis=0)
+            return f + lax.dynamic_slice_in_dim(h, start, k)
 
         def site(start, j, xg, f):
             z = beta * f[j]
@@ -306,10 +316,12 @@ class DensePotts(EnergyModel):
             old = xg[j]
             if kept is not None:
                 new = jnp.where(kept[start + j], old, new)
-            row = (start + j) * q
-            change = lax.dynamic_slice_in_dim(W, row + new.astype(jnp.int32), 1)[0]
-            change = change - lax.dynamic_slice_in_dim(W, row + old.astype(jnp.int32), 1)[0]
-            return new, f + lax.dynamic_slice_in_dim(change, start * q, k * q).reshape(k, q)
+
+            def coupling_to_group(value):  # J_(start+j) (group)(value, .): (k, q)
+                at = (start + j, start, value.astype(jnp.int32), 0)
+                return lax.dynamic_slice(J, at, (1, k, 1, q)).reshape(k, q)
+
+            return new, f + coupling_to_group(new) - coupling_to_group(old)
 
         x = jnp.pad(x, (0, pad))
         return grouped_sweep(x, k, fields, site)[:L]
@@ -326,7 +338,7 @@ class DensePotts(EnergyModel):
         h'_i(a) = h_i(a) - h_i(.) + sum_j [J_ij(a, .) - J_ij(., .)], where
         "." is the mean over that state. Energies change by one constant.
         """
-        J, h = self._J(), self.field[...]
+        J, h = self.coupling[...], self.field[...]
         row, col = J.mean(axis=3, keepdims=True), J.mean(axis=2, keepdims=True)
         both = J.mean(axis=(2, 3), keepdims=True)
         J0 = J - row - col + both
