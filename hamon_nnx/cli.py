@@ -626,7 +626,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="train, checkpoint, sample and draw an RBM on digits",
                           description=_demo.__doc__)  # fmt: skip
     demo.add_argument("--out", default="hamon-demo", help="output directory (default ./hamon-demo)")
-    demo.add_argument("--hidden", type=int, default=16, help="hidden units (default 16, <= 20 "
+    demo.add_argument("--hidden", type=int, default=16, help="hidden units (default 16, <= 24 "
                       "keeps the exact log Z)")  # fmt: skip
     demo.add_argument(
         "--epochs",
@@ -649,8 +649,11 @@ def _check_args(args) -> None:
         if value is not None and value < (0 if name == "warmup" else 1):
             flag = "--" + name.replace("_", "-")
             raise UsageError(f"{flag} must be >= {0 if name == 'warmup' else 1}, got {value}")
-    if getattr(args, "hidden", None) is not None and args.hidden > 20:
-        raise UsageError(f"--hidden must be <= 20 (exact log Z), got {args.hidden}")
+    from . import exact
+
+    most = exact.MAX_ENUMERATION_STATES.bit_length() - 1
+    if getattr(args, "hidden", None) is not None and args.hidden > most:
+        raise UsageError(f"--hidden must be <= {most} (exact log Z), got {args.hidden}")
     if getattr(args, "max_rounds", None) is not None and args.max_rounds < 32:
         raise UsageError(f"--max-rounds must be >= 32, got {args.max_rounds}")
 

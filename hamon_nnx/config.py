@@ -300,15 +300,18 @@ def _check_consistency(cfg: RunConfig) -> None:
         raise ConfigError("data.encoding: an ising model takes spins; use encoding: spins or auto")
     if kind == "rbm" and data.encoding == "spins":
         raise ConfigError("data.encoding: an rbm takes binary 0/1 units; use binary or auto")
-    if neg.kind == "exact" and kind == "rbm" and cfg.model.n_hidden > 16:
+    from . import exact  # jax and flax only once a config is checked
+
+    most = exact.MAX_ENUMERATION_STATES.bit_length() - 1  # hidden units exact log Z can sum
+    if neg.kind == "exact" and kind == "rbm" and cfg.model.n_hidden > most:
         raise ConfigError(
             f"training.negative.kind: exact enumerates 2^n_hidden states; model.n_hidden "
-            f"{cfg.model.n_hidden} > 16 (use pcd or nrpt)"
+            f"{cfg.model.n_hidden} > {most} = log2(MAX_ENUMERATION_STATES) (use pcd or nrpt)"
         )
-    if cfg.evaluation.log_likelihood == "exact" and kind == "rbm" and cfg.model.n_hidden > 20:
+    if cfg.evaluation.log_likelihood == "exact" and kind == "rbm" and cfg.model.n_hidden > most:
         raise ConfigError(
-            f"evaluation.log_likelihood: exact needs model.n_hidden <= 20, got "
-            f"{cfg.model.n_hidden} (use nrpt or auto)"
+            f"evaluation.log_likelihood: exact needs model.n_hidden <= {most} "
+            f"(MAX_ENUMERATION_STATES), got {cfg.model.n_hidden} (use nrpt or auto)"
         )
 
 

@@ -30,7 +30,10 @@ from .models.rbm import RBM
 __all__ = [
     "ISING_2D_BETA_C",
     "MAX_ENUMERATION_STATES",
+    "can_enumerate",
+    "check_enumerable",
     "enumerate_states",
+    "enumeration_size",
     "ising_lattice_energy",
     "ising_lattice_log_partition",
     "log_partition",
@@ -107,9 +110,50 @@ def _too_many(what: str, n_states: int) -> ValueError:
     limit = int(MAX_ENUMERATION_STATES)
     shown = f"2**{limit.bit_length() - 1} = {limit}" if limit & (limit - 1) == 0 else str(limit)
     return ValueError(
-        f"{what} has {n_states} states, more than MAX_ENUMERATION_STATES = {shown}; "
-        "exact enumeration is limited to that many states"
+        f"{what} has {n_states} states, too large to enumerate: more than "
+        f"MAX_ENUMERATION_STATES = {shown}"
     )
+
+
+def enumeration_size(model) -> int:
+    """How many states exact enumeration of `model` visits.
+
+    A plain `RBM` sums its smaller layer: 2**min(n_visible, n_hidden). Any
+    other model (RBM subclasses with their own energy included) visits the
+    product of its variables' domain sizes (q per categorical variable).
+    """
+    if is_plain_rbm(model):
+        return 2 ** min(model.n_visible, model.n_hidden)
+    return math.prod(blk.q**blk.size for blk in model.blocks)
+
+
+def check_enumerable(model, purpose: str = "exact enumeration") -> int:
+    """The state count of `model`, or a ValueError naming it and the limit.
+
+    The one capability check of the library: `hn.exact`, the `Trainer`
+    (`log_likelihood="exact"`), `ExactNegative`, the metrics, runs and the
+    CLI all ask it, against the one limit `MAX_ENUMERATION_STATES`.
+    """
+    n_states = enumeration_size(model)
+    if n_states > MAX_ENUMERATION_STATES:
+        raise _too_many(f"{purpose}: {_describe(model)}", n_states)
+    return n_states
+
+
+def can_enumerate(model) -> bool:
+    """Whether `check_enumerable(model)` passes."""
+    return enumeration_size(model) <= MAX_ENUMERATION_STATES
+
+
+def _describe(model) -> str:
+    if is_plain_rbm(model):
+        small = min(model.n_visible, model.n_hidden)
+        return (
+            f"RBM with n_visible={model.n_visible}, n_hidden={model.n_hidden}: its smaller "
+            f"layer ({small} units)"
+        )
+    qs = sorted({blk.q for blk in model.blocks})
+    return f"{type(model).__name__} with {model.n_variables} variables (domain sizes {qs})"
 
 
 class _StateSpace:
@@ -127,7 +171,7 @@ class _StateSpace:
         self.n_states = math.prod(int(q) for q in self.q)
         if self.n_states > MAX_ENUMERATION_STATES:
             raise _too_many(
-                f"{type(model).__name__} with {self.n} variables "
+                f"exact enumeration: {type(model).__name__} with {self.n} variables "
                 f"(domain sizes {sorted(set(self.q.tolist()))})",
                 self.n_states,
             )
@@ -222,7 +266,8 @@ def _weights(model, beta: float) -> tuple[_StateSpace, np.ndarray, np.ndarray]:
 
 
 # -- partition functions ----------------------------------------------------
-def _is_plain_rbm(model) -> bool:
+def is_plain_rbm(model) -> bool:
+    """An `RBM` whose energy is the RBM's own (its smaller layer can be summed)."""
     return isinstance(model, RBM) and type(model).energy is RBM.energy
 
 
@@ -294,13 +339,7 @@ def _rbm_layer_sum(W, own_bias, other_bias, beta) -> float:
 def _rbm_log_partition(model, beta: float) -> float:
     W, b, c = _rbm_params(model)
     n_visible, n_hidden = W.shape
-    small = min(n_visible, n_hidden)
-    if 2**small > MAX_ENUMERATION_STATES:
-        raise _too_many(
-            f"RBM with n_visible={n_visible}, n_hidden={n_hidden}: its smaller layer "
-            f"({small} units)",
-            2**small,
-        )
+    check_enumerable(model, "exact log Z")
     if n_hidden <= n_visible:
         return _rbm_layer_sum(W, c, b, beta)
     return _rbm_layer_sum(W.T, b, c, beta)
@@ -335,7 +374,7 @@ def log_partition(model, beta=1.0) -> float:
         0.0
     """
     beta = _check_beta(beta)
-    if _is_plain_rbm(model):
+    if is_plain_rbm(model):
         return _rbm_log_partition(model, beta)
     space = _StateSpace(model)
     return _logsumexp(-beta * _energies(model, space))
@@ -389,7 +428,7 @@ def visible_probabilities(rbm, beta=1.0) -> tuple[np.ndarray, np.ndarray]:
         >>> v.tolist(), p.round(12).tolist()
         ([[0, 0], [0, 1], [1, 0], [1, 1]], [0.25, 0.25, 0.25, 0.25])
     """
-    if not _is_plain_rbm(rbm):
+    if not is_plain_rbm(rbm):
         raise TypeError(
             "visible_probabilities needs an RBM with the standard RBM energy, "
             f"got {type(rbm).__name__}"

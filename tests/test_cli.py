@@ -129,7 +129,7 @@ def test_demo_quick(tmp_path, capsys):
         (["sample", "ising-2d", "--set", "size=2"], "hamon-nnx sample: error: size must be"),
         (["sample", "rbm-digits-16", "--set", "a=1"], "hamon-nnx sample: error: the pretrained"),
         (["train", "missing.yaml"], "hamon-nnx train: error: no config file at missing.yaml"),
-        (["demo", "--hidden", "40"], "hamon-nnx demo: error: --hidden must be <= 20"),
+        (["demo", "--hidden", "40"], "hamon-nnx demo: error: --hidden must be <= 24"),
         (["evaluate", "ising-2d", "--max-rounds", "8"], "hamon-nnx evaluate: error: --max-rounds"),
     ],
 )

@@ -92,8 +92,8 @@ def test_name_is_required_and_checked():
         ({"model": {"kind": "potts"}}, "a potts model needs categorical data"),
         ({"data": {"name": "digits_quantized"}}, "needs binary data"),
         ({"model": {"kind": "ising"}, "data": {"encoding": "binary"}}, "takes spins"),
-        ({"training": {"negative": {"kind": "exact"}}, "model": {"n_hidden": 32}}, "> 16"),
-        ({"evaluation": {"log_likelihood": "exact"}, "model": {"n_hidden": 64}}, "<= 20"),
+        ({"training": {"negative": {"kind": "exact"}}, "model": {"n_hidden": 32}}, "> 24"),
+        ({"evaluation": {"log_likelihood": "exact"}, "model": {"n_hidden": 64}}, "<= 24"),
     ],
 )
 def test_inconsistent_combinations(mapping, message):

@@ -384,3 +384,46 @@ def test_docstring_examples():
     result = doctest.testmod(exact, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted >= 12
     assert result.failed == 0
+
+
+def test_one_capability_check_counts_q_and_the_smaller_layer():
+    """hn.exact, the Trainer and ExactNegative share `check_enumerable`: a
+    4x5 Potts model with q = 4 (4^20 states) is refused at construction,
+    naming the count and the limit; a plain RBM counts its smaller layer,
+    an RBM subclass with its own energy counts every unit."""
+    import optax
+    from flax import nnx
+
+    potts = hn.PottsModel.lattice((4, 5), q=4, coupling=0.1)
+    assert exact.enumeration_size(potts) == 4**20
+    for make in (
+        lambda: hn.Trainer(potts, optax.sgd(0.1), log_likelihood="exact", progress=False),
+        lambda: hn.Trainer(potts, optax.sgd(0.1), negative=hn.ExactNegative(), progress=False),
+        lambda: exact.log_partition(potts),
+    ):
+        with pytest.raises(ValueError, match=f"{4**20} states.*MAX_ENUMERATION_STATES = 2\\*\\*24"):
+            make()
+    rbm = hn.RBM(30, 6, rngs=nnx.Rngs(0))
+    assert exact.enumeration_size(rbm) == 2**6 and exact.can_enumerate(rbm)
+
+    class Tilted(hn.RBM, register_as="test_tilted_rbm"):
+        def energy(self, x):
+            return super().energy(x) + 0.1 * x[..., 0]
+
+    tilted = Tilted(30, 6, rngs=nnx.Rngs(0))
+    assert exact.enumeration_size(tilted) == 2**36 and not exact.can_enumerate(tilted)
+
+
+def test_exact_negative_enumerates_in_chunks_with_the_exact_gradient(monkeypatch):
+    """The differentiable log Z over several chunks (padded last chunk) equals
+    the float64 enumeration, and so does its gradient's sum rule."""
+    from hamon_nnx.training import losses
+
+    monkeypatch.setattr(losses, "_CHUNK", 100)  # 3^5 = 243 states: 3 chunks
+    m = hn.PottsModel.lattice((5,), q=3, coupling=0.4, field=0.2, periodic=False)
+    assert float(losses.log_partition(m)) == pytest.approx(exact.log_partition(m), abs=1e-5)
+    from flax import nnx
+
+    grads = nnx.grad(losses.log_partition)(m)
+    # d log Z / d h_i(a) = P(s_i = a): sums to one over a
+    np.testing.assert_allclose(np.asarray(grads.field[...]).sum(-1), 1.0, atol=1e-5)

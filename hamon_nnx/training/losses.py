@@ -12,8 +12,10 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
-from ..models.base import kind_values
+from .. import exact
+from ..models.base import SPIN, kind_values
 
 
 def n_data_variables(model) -> int:
@@ -53,34 +55,54 @@ def contrastive_loss(model, data: jax.Array, negatives: jax.Array) -> jax.Array:
     return jnp.mean(free_energy(model, data)) - jnp.mean(free_energy(model, negatives))
 
 
-def log_partition(model) -> jax.Array:
-    """Differentiable exact log Z by enumeration (an RBM sums its smaller layer).
+_CHUNK = 2**14  # states per chunk of the differentiable enumeration
 
-    For small models only: the enumerated layer or state space must have at
-    most 2^16 states (ValueError otherwise).
+
+def log_partition(model) -> jax.Array:
+    """Differentiable exact log Z by enumeration (a plain RBM sums its smaller layer).
+
+    States are generated from their index in chunks (`lax.map`, each chunk
+    rematerialised on the backward pass), so memory stays at one chunk;
+    the state count is checked by `hn.exact.check_enumerable` (ValueError
+    naming it and `MAX_ENUMERATION_STATES`).
     """
-    if hasattr(model, "n_hidden") and hasattr(model, "W"):
+    n_states = exact.check_enumerable(model, "ExactNegative (exact log Z)")
+    if exact.is_plain_rbm(model):
         W, b, c = model.W[...], model.visible_bias[...], model.hidden_bias[...]
         if model.n_hidden > model.n_visible:
             W, b, c = W.T, c, b
         m = W.shape[1]
-        if m > 16:
-            raise ValueError(f"exact log Z enumerates 2^{m} states; at most 2^16 are allowed here")
-        states = ((jnp.arange(2**m)[:, None] >> jnp.arange(m)[None, :]) & 1).astype(jnp.float32)
-        return jax.nn.logsumexp(states @ c + jnp.sum(jax.nn.softplus(states @ W.T + b), axis=-1))
-    if model.n_variables > 16:
-        raise ValueError(f"exact log Z enumerates {model.n_variables} variables; at most 16 here")
-    # enumerate in internal order, from the static blocks alone: log Z does not
-    # depend on the order, and the order's permutation may be traced here
-    states = jnp.asarray(_internal_states(model.blocks))
-    return jax.nn.logsumexp(-jax.vmap(model.internal_energy)(states))
 
+        def chunk_terms(index):
+            h = ((index[:, None] >> jnp.arange(m)[None, :]) & 1).astype(jnp.float32)
+            return h @ c + jnp.sum(jax.nn.softplus(h @ W.T + b), axis=-1)
 
-def _internal_states(blocks) -> np.ndarray:
-    """All states (K, n) int8 in internal order, from the blocks' kinds."""
-    domains = [kind_values(blk.kind, blk.q) for blk in blocks for _ in range(blk.size)]
-    grids = np.meshgrid(*domains, indexing="ij")
-    return np.stack([g.ravel() for g in grids], axis=-1).astype(np.int8)
+    else:
+        # enumerate in internal order, from the static blocks alone: log Z does not
+        # depend on the order, and the order's permutation may be traced here
+        def per_variable(value_of_block):
+            values = [np.full(blk.size, value_of_block(blk)) for blk in model.blocks]
+            return np.concatenate(values).astype(np.int32)
+
+        q = per_variable(lambda blk: blk.q)
+        strides = np.concatenate([np.cumprod(q[::-1])[::-1][1:], [1]]).astype(np.int32)
+        low = per_variable(lambda blk: kind_values(blk.kind, blk.q)[0])
+        step = per_variable(lambda blk: 2 if blk.kind == SPIN else 1)  # spins: -1, +1
+
+        def chunk_terms(index):
+            states = (low + step * ((index[:, None] // strides) % q)).astype(jnp.int8)
+            return -jax.vmap(model.internal_energy)(states)
+
+    size = min(n_states, _CHUNK)
+    n_chunks = -(-n_states // size)
+
+    @jax.checkpoint
+    def chunk_log_sum(k):
+        index = k * size + jnp.arange(size, dtype=jnp.int32)
+        terms = chunk_terms(jnp.minimum(index, n_states - 1))
+        return jax.nn.logsumexp(jnp.where(index < n_states, terms, -jnp.inf))
+
+    return jax.nn.logsumexp(lax.map(chunk_log_sum, jnp.arange(n_chunks)))
 
 
 def exact_loss(model, data: jax.Array) -> jax.Array:

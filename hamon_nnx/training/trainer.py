@@ -33,7 +33,7 @@ from ..core import device as device_lib
 from ..models.base import KINDS, SPIN, EnergyModel
 from . import metrics as metric_lib
 from .losses import contrastive_loss, n_data_variables
-from .negative import PCD
+from .negative import PCD, ExactNegative
 
 # Incremented each time the training program is traced (tests count retraces).
 TRACE_COUNT = 0
@@ -159,12 +159,6 @@ def check_data(model: EnergyModel, data, name: str = "data") -> np.ndarray:
     return arr.astype(np.int8)
 
 
-def _small_enough_for_exact(model) -> bool:
-    if hasattr(model, "n_hidden"):
-        return min(model.n_visible, model.n_hidden) <= 20
-    return model.n_variables <= 20
-
-
 LOG_LIKELIHOOD_MODES = ("auto", "exact", "estimate", "none")
 
 
@@ -287,11 +281,10 @@ class Trainer:
             raise ValueError(
                 f"log_likelihood must be one of {LOG_LIKELIHOOD_MODES}, got {log_likelihood!r}"
             )
-        if log_likelihood == "exact" and not _small_enough_for_exact(model):
-            raise ValueError(
-                f"log_likelihood='exact' enumerates the model, too large here "
-                f"({type(model).__name__} with {model.n_variables} variables); use 'estimate'"
-            )
+        if log_likelihood == "exact":
+            exact.check_enumerable(model, "log_likelihood='exact' (use 'estimate')")
+        if isinstance(negative, ExactNegative):
+            exact.check_enumerable(model, "ExactNegative (use PCD or NRPTNegative)")
         self.log_likelihood = log_likelihood
         if isinstance(estimate_samples, bool) or int(estimate_samples) != estimate_samples:
             raise ValueError(f"estimate_samples must be an integer, got {estimate_samples!r}")
@@ -335,7 +328,7 @@ class Trainer:
         mode = self.log_likelihood
         if mode == "none":
             raise ValueError("this trainer has log_likelihood='none'")
-        if mode == "exact" or (mode == "auto" and _small_enough_for_exact(self.model)):
+        if mode == "exact" or (mode == "auto" and exact.can_enumerate(self.model)):
             return float(exact.log_partition(self.model)), 0.0
         key = jax.random.fold_in(self._eval_key, self.step)
         return metric_lib.estimated_log_partition(
