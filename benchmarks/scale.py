@@ -112,7 +112,7 @@ def autotune_run(model) -> dict:
         "n_explore": int(plan.n_explore),
         "log_z": float(log_z),
         "log_z_stderr": float(stderr),
-        "report": report,
+        "report": str(report).splitlines(),
     }
 
 
