@@ -3,10 +3,10 @@
 from . import config as config
 from . import data as data
 from . import exact as exact
+from . import observers as observers
 from . import plots as plots
 from . import training as training
 from . import zoo as zoo
-from .core import observers as observers
 from .core.device import Placement as Placement
 from .core.device import chain_mesh as chain_mesh
 from .core.device import disable_compile_cache as disable_compile_cache
@@ -44,5 +44,4 @@ from .tuning import NRPTReport as NRPTReport
 from .tuning import autosample as autosample
 from .tuning import autotune as autotune
 from .tuning import ising_sample as ising_sample
-
-__version__ = "0.1.0"
+from .version import __version__ as __version__

@@ -7,8 +7,8 @@ import optax
 import pytest
 
 import hamon_nnx as hn
+from hamon_nnx import observers as obs
 from hamon_nnx import sampling
-from hamon_nnx.core import observers as obs
 
 
 def test_exact_sum_survives_int32_overflow():

@@ -24,8 +24,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from ..models.base import BINARY, CATEGORICAL, SPIN, Block
 from . import random
+from .layout import BINARY, CATEGORICAL, SPIN, Block
 
 
 class Clamp(NamedTuple):

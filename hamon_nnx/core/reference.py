@@ -17,7 +17,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from ..models.base import BINARY, CATEGORICAL, SPIN, Block
+from .layout import BINARY, CATEGORICAL, SPIN, Block
 
 
 def _runs(blocks: tuple[Block, ...]):

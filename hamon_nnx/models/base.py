@@ -20,58 +20,28 @@ Public methods and their order conventions:
 from __future__ import annotations
 
 import warnings
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-SPIN = "spin"
-BINARY = "binary"
-CATEGORICAL = "categorical"
-KINDS = (SPIN, BINARY, CATEGORICAL)
+from ..core.layout import BINARY, CATEGORICAL, KINDS, SPIN, Block, kind_values
+from . import custom
+from .structure import Structure
 
-
-class Block(NamedTuple):
-    """A contiguous slice `[start, stop)` of the internal state.
-
-    All variables of a block share one `kind` ("spin", "binary" or
-    "categorical") and number of states `q`, and are conditionally
-    independent given the rest of the state.
-    """
-
-    start: int
-    stop: int
-    kind: str
-    q: int
-
-    @property
-    def slice(self) -> slice:
-        return slice(self.start, self.stop)
-
-    @property
-    def size(self) -> int:
-        return self.stop - self.start
-
-
-class Structure(nnx.Variable):
-    """Non-trainable model data (neighbour tables, permutations).
-
-    A separate Variable type so that `nnx.Optimizer(..., wrt=nnx.Param)`
-    leaves it alone while it still travels through `jax.jit` as an array.
-    """
-
-
-def kind_values(kind: str, q: int) -> np.ndarray:
-    """The values a variable of this kind takes, in increasing order."""
-    if kind == SPIN:
-        return np.array([-1, 1], dtype=np.int8)
-    if kind == BINARY:
-        return np.array([0, 1], dtype=np.int8)
-    if kind == CATEGORICAL:
-        return np.arange(q, dtype=np.int8)
-    raise ValueError(f"unknown variable kind {kind!r}; expected one of {KINDS}")
+__all__ = [
+    "BINARY",
+    "CATEGORICAL",
+    "KINDS",
+    "SPIN",
+    "Block",
+    "EnergyModel",
+    "Structure",
+    "kind_values",
+    "model_from_config",
+    "register_model",
+]
 
 
 class EnergyModel(nnx.Module):
@@ -174,9 +144,7 @@ class EnergyModel(nnx.Module):
                 checked against the interactions.
             seed: seed of the random points of the Hessian detection.
         """
-        from .custom import declare_variables
-
-        declare_variables(self, groups, interactions, colouring, seed)
+        custom.declare_variables(self, groups, interactions, colouring, seed)
 
     def unpack(self, x) -> dict:
         """The declared groups of states x as float32 arrays, by name.
@@ -186,31 +154,23 @@ class EnergyModel(nnx.Module):
         the relaxed float states (..., n_relaxed) that the autodiff
         conditionals differentiate; an energy written with it serves both.
         """
-        from .custom import unpack
-
-        return unpack(self, x)
+        return custom.unpack(self, x)
 
     def variable_index(self, name: str) -> np.ndarray:
         """Natural indices of the variables of group `name`, in its shape."""
-        from .custom import variable_index
-
-        return variable_index(self, name)
+        return custom.variable_index(self, name)
 
     # -- order -------------------------------------------------------------
     def to_internal(self, x: jax.Array) -> jax.Array:
         """Natural order (..., n) -> internal order (..., n)."""
         if getattr(self, "variable_groups", None):
-            from .custom import to_internal
-
-            return to_internal(self, x)
+            return custom.to_internal(self, x)
         return x
 
     def to_natural(self, x: jax.Array) -> jax.Array:
         """Internal order (..., n) -> natural order (..., n)."""
         if getattr(self, "variable_groups", None):
-            from .custom import to_natural
-
-            return to_natural(self, x)
+            return custom.to_natural(self, x)
         return x
 
     # -- energies ------------------------------------------------------------
@@ -228,17 +188,13 @@ class EnergyModel(nnx.Module):
         Default: autodiff of the relaxed energy for models that declared their
         variables (`declare_variables`); hand-written models override it.
         """
-        from .custom import autodiff_block_logits
-
-        return autodiff_block_logits(self, x, b)
+        return custom.autodiff_block_logits(self, x, b)
 
     # -- variables -----------------------------------------------------------
     def variable_kinds(self) -> tuple[np.ndarray, np.ndarray]:
         """Per variable, in natural order: (kind index into KINDS, q)."""
         if getattr(self, "variable_groups", None):  # declared: no array ops, safe under jit
-            from .custom import variable_kinds
-
-            return variable_kinds(self)
+            return custom.variable_kinds(self)
         kind = np.empty(self.n_variables, dtype=np.int8)
         q = np.empty(self.n_variables, dtype=np.int32)
         for blk in self.blocks:

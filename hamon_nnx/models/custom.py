@@ -59,7 +59,8 @@ from flax import nnx
 from jax.extend.core import Literal
 
 from ..core import graph
-from .base import BINARY, CATEGORICAL, KINDS, SPIN, Block, Structure
+from ..core.layout import BINARY, CATEGORICAL, KINDS, SPIN, Block
+from .structure import Structure
 
 MAX_DETECTION_COORDINATES = 4096
 """Largest relaxed dimension (spins + binary units + q per categorical) for

@@ -237,7 +237,7 @@ def save(
         ValueError: the model's config does not rebuild a model of the same
             structure (a bug in a custom model's `config`/`from_config`).
     """
-    from .. import __version__
+    from ..version import __version__
 
     if not isinstance(model, EnergyModel):
         raise TypeError(f"model must be a hamon-nnx EnergyModel, got {type(model).__name__}")

@@ -30,6 +30,7 @@ from flax import nnx
 
 from .. import exact
 from ..core import device as device_lib
+from ..core import tempering
 from ..models.base import KINDS, SPIN, EnergyModel
 from . import metrics as metric_lib
 from .losses import contrastive_loss, n_data_variables
@@ -157,6 +158,42 @@ def check_data(model: EnergyModel, data, name: str = "data") -> np.ndarray:
             f"(first: {arr[r, c]} at row {r}, column {c})"
         )
     return arr.astype(np.int8)
+
+
+def place_training(
+    placement: device_lib.Placement, model, optimizer, negative_state, batch_size: int
+):
+    """Put a training run on its placement; returns the placed negative-phase state.
+
+    The model's and optimizer's arrays are replicated (updated in place); the
+    negative-phase chains are split over the devices like the data batch:
+    an `NRPTState` (or a NamedTuple holding one, with any leading axes of
+    independent ladders) shards its ladder-slot axis, a bare 2-D array
+    (persistent chains, (C, n)) its first axis; scalars and statistics are
+    replicated. Cheap when everything is already in place.
+
+    Raises:
+        ValueError: the batch size or the negative chains do not split evenly
+            over the devices.
+    """
+    placement.check_chains(int(batch_size), "batch_size")
+    if placement.device is None and placement.mesh is None:
+        return negative_state
+    for obj in (model, optimizer):
+        nnx.update(obj, placement.replicate(nnx.state(obj)))
+
+    def place(node):
+        if isinstance(node, tempering.NRPTState):
+            slots = node.x.ndim - 2  # (..., N, n): leading axes are independent ladders
+            placement.check_chains(int(node.x.shape[slots]), "the negative phase's n_chains")
+            rest = placement.replicate(node._replace(x=None))
+            return rest._replace(x=placement.shard_chains(node.x, axis=slots))
+        if hasattr(node, "shape") and len(node.shape) == 2:
+            placement.check_chains(int(node.shape[0]), "the negative phase's n_chains")
+            return placement.shard_chains(node)
+        return placement.replicate(node)
+
+    return jax.tree.map(place, negative_state, is_leaf=lambda n: isinstance(n, tempering.NRPTState))
 
 
 LOG_LIKELIHOOD_MODES = ("auto", "exact", "estimate", "none")
@@ -533,7 +570,7 @@ class Trainer:
             self.placement = device_lib.resolve(
                 self.device, n_chains=chains, n_variables=self.model.n_variables
             )
-        self.negative_state = device_lib.place_training(
+        self.negative_state = place_training(
             self.placement, self.model, self.optimizer, self.negative_state, batch_size
         )
         data = self._device_data(train)
