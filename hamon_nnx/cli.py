@@ -338,7 +338,7 @@ def _evaluate(args) -> int:
     target = resolve(args.model, _settings(args.set))
     test, train, described = _data_for(target, args.data)
     if test is not None:
-        from hamon_nnx.training.trainer import check_data
+        from hamon_nnx.training.losses import check_data
 
         test = check_data(target.model, test, "--data")
     metrics, report = runs.evaluate(

@@ -293,8 +293,7 @@ class NRPTResult:
             round are all a run keeps when it records nothing.
         acceptance: (R, n_rounds, N-1) swap acceptance probabilities per pair.
         ladder: (N,) inverse temperatures.
-        log_z: `core.evidence.LogZ` (Bennett's ratio pooled over the replicas;
-            the error bar sees the spread between them).
+        log_z_reference: exact log Z of the path's beta = 0 end (the reference).
         observed: observer states fed every recorded round's beta = 1 state
             of every replica, streamed inside the run (`observers=`).
     """
@@ -304,9 +303,19 @@ class NRPTResult:
     energy: np.ndarray
     acceptance: np.ndarray
     ladder: np.ndarray
-    log_z: evidence.LogZ | None
+    log_z_reference: float
     observed: dict | None = None
     sample_energy: np.ndarray | None = None
+
+    @property
+    def log_z(self) -> evidence.LogZ:
+        """The stepping-stone log Z of the run: Bennett's ratio pooled over the
+        replicas, whose error bar sees the spread between them.
+
+        Raises:
+            core.evidence.TooFewRounds: the run is too short for an error bar.
+        """
+        return evidence.stepping_stone(self.energy, self.ladder, self.log_z_reference)
 
     @property
     def n_replicas(self) -> int:
@@ -443,10 +452,6 @@ def nrpt(
     )
     ladder = np.asarray(state.ladder[0], np.float64)
     energy = np.asarray(rounds.energy, np.float64)
-    try:
-        log_z = evidence.stepping_stone(energy, ladder, runner.log_z_reference())
-    except ValueError:
-        log_z = None  # too few rounds for an error bar
     return NRPTResult(
         samples=rounds.cold,
         sample_energy=_cold_energy(runner, rounds, thin) if record else None,
@@ -454,6 +459,6 @@ def nrpt(
         energy=energy,
         acceptance=np.asarray(rounds.acceptance, np.float64),
         ladder=ladder,
-        log_z=log_z,
+        log_z_reference=runner.log_z_reference(),
         observed=rounds.observed,
     )

@@ -362,7 +362,7 @@ class NRPTPlan:
             done, batch = done + n, 2 * batch
             try:
                 estimate = self.log_z()
-            except ValueError:  # too few rounds for an error bar yet
+            except evidence.TooFewRounds:  # not yet enough rounds for an error bar
                 estimate = None
         warnings.warn(
             f"sample_until stopped at max_rounds={max_rounds} with log Z standard error "
@@ -398,7 +398,7 @@ class NRPTPlan:
         trips = _round_trips(self.state) - self._trips_at_start
         try:
             log_z, log_z_err = self.log_z()
-        except ValueError:
+        except evidence.TooFewRounds:  # the report says so
             log_z, log_z_err = None, None
         enough = energy.shape[1] >= 8
         cold = energy[..., -1]

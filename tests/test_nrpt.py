@@ -606,3 +606,25 @@ def test_bad_replica_and_collapse_input(key):
         hn.autotune(small_rbm(), key, collapse="yes")
     with pytest.raises(ValueError, match="keep must be 'hidden' or 'visible'"):
         small_rbm().marginal("both")
+
+
+def test_a_short_run_says_why_it_has_no_log_z(key):
+    """No silent None: the run's log Z raises TooFewRounds when asked for
+    without enough rounds for an error bar; a longer run has one."""
+    m = hn.IsingModel.lattice((4, 4), coupling=0.3)
+    short = hn.nrpt(m, key, n_rounds=6, n_chains=4)
+    with pytest.raises(hn.core.evidence.TooFewRounds, match="too few for an error bar"):
+        short.log_z  # noqa: B018
+    assert np.isfinite(hn.nrpt(m, key, n_rounds=64, n_chains=4).log_z.stderr)
+
+
+def test_equal_barrier_ladder_never_falls_back_to_even_spacing():
+    """A barrier concentrated in a sliver: the slots crowd into it, strictly
+    increasing, instead of the ladder quietly becoming evenly spaced."""
+    from hamon_nnx.core.schedule import equal_barrier_ladder
+
+    ladder = np.linspace(0, 1, 9)
+    rejection = np.array([0, 0, 0, 0, 0, 0, 0, 0.999])
+    new = equal_barrier_ladder(ladder, rejection, n_chains=4000)
+    assert new[0] == 0 and new[-1] == 1 and np.all(np.diff(new) > 0)
+    assert np.mean(new > ladder[-2]) > 0.9  # not np.linspace(0, 1, 4000)

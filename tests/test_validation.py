@@ -130,3 +130,21 @@ def test_nan_parameters_are_refused_before_sampling(key):
 def test_not_a_model(key):
     with pytest.raises(TypeError, match="EnergyModel"):
         hn.sample(object(), key)
+
+
+def test_metrics_validate_their_data():
+    """The metrics go through the one validator: 0/1 data for a spin model, a
+    value outside a Potts domain and a wrong width are errors, not numbers."""
+    spins = hn.IsingModel.lattice((3, 3), coupling=0.2)
+    with pytest.raises(ValueError, match=r"value 0 at variable 0 .* spin domain"):
+        hn.training.pseudo_log_likelihood(spins, np.zeros((4, 9), np.int8))
+    with pytest.raises(ValueError, match=r"spin domain"):
+        hn.training.exact_log_likelihood(spins, np.zeros((4, 9), np.int8))
+    potts = hn.PottsModel.lattice((2, 2), q=3, coupling=0.1, periodic=False)
+    with pytest.raises(ValueError, match=r"categorical domain \(0..2\)"):
+        hn.training.pseudo_log_likelihood(potts, np.full((2, 4), 3, np.int8))
+    with pytest.raises(ValueError, match=r"must have shape \(n_samples, 4\)"):
+        hn.training.pseudo_log_likelihood(potts, np.zeros((2, 5), np.int8))
+    rbm = hn.RBM(6, 2, rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match=r"must hold integer values; rows \[1\]"):
+        hn.training.reconstruction_error(rbm, np.array([[0] * 6, [0.5] * 6]))

@@ -29,6 +29,10 @@ import numpy as np
 from . import diagnostics
 
 
+class TooFewRounds(ValueError):
+    """A run too short for the batch-means error bar of log Z (run more rounds)."""
+
+
 class LogZ(NamedTuple):
     """log Z estimates in nats; `estimate, stderr` (Bennett) is what to report."""
 
@@ -50,7 +54,7 @@ def _batches(n_rounds: int, n_batches: int | None) -> int:
     if n_batches is None:
         n_batches = int(np.clip(np.sqrt(n_rounds), 5, 50))
     if n_rounds < 2 * n_batches:
-        raise ValueError(
+        raise TooFewRounds(
             f"{n_rounds} rounds are too few for an error bar from {n_batches} batches; "
             f"run at least {2 * n_batches} rounds"
         )

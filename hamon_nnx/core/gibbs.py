@@ -138,42 +138,35 @@ def sweep(
     return x
 
 
-def run_chains(
-    model,
+class GibbsState(NamedTuple):
+    """Chains (C, n) int8 in internal order and the number of sweeps made."""
+
+    x: jax.Array
+    sweeps: jax.Array
+
+
+class GibbsInfo(NamedTuple):
+    """Nothing to report for a Gibbs sweep beyond the state (kept for the (state, info) shape)."""
+
+
+def init(x: jax.Array) -> GibbsState:
+    """A Gibbs state from internal-order chains x (C, n)."""
+    return GibbsState(jnp.asarray(x, jnp.int8), jnp.zeros((), jnp.int32))
+
+
+def step(
     key: jax.Array,
-    x: jax.Array,
+    state: GibbsState,
+    model,
     beta: jax.Array,
-    *,
-    n_warmup: int,
-    n_samples: int,
-    thin: int,
     clamp: Clamp | None = None,
-    start: int = 0,
-) -> jax.Array:
-    """Run chains and record every `thin`-th state after `n_warmup` sweeps.
+    reference: tuple[jax.Array, ...] | None = None,
+) -> tuple[GibbsState, GibbsInfo]:
+    """One sweep, as a kernel: sweep t draws from `fold_in(key, t)`.
 
-    Args:
-        model: see module doc.
-        key: PRNG key of the run; sweep t uses `fold_in(key, t)`.
-        x: (C, n) int8 internal-order states.
-        beta: (C,) inverse temperatures.
-        n_warmup, n_samples, thin: static sweep counts.
-        clamp: optional Clamp shared by all chains.
-        start: index of the first sweep (continuing runs keep their streams).
-
-    Returns:
-        (C, n_samples, n) int8 internal-order draws.
+    The same key and state give the same draws, so `lax.scan` over `step`
+    with one key reproduces `hn.sample`'s stream layout. Arguments as in
+    `sweep`; `model` may be any object with `blocks` and `block_logits`.
     """
-
-    def one_sweep(t, x):
-        return sweep(jax.random.fold_in(key, t), x, model, beta, clamp)
-
-    x = lax.fori_loop(start, start + n_warmup, one_sweep, x)
-
-    def record(carry, _):
-        t, x = carry
-        x = lax.fori_loop(t, t + thin, one_sweep, x)
-        return (t + thin, x), x
-
-    _, draws = lax.scan(record, (start + n_warmup, x), None, length=n_samples)
-    return jnp.swapaxes(draws, 0, 1)
+    x = sweep(jax.random.fold_in(key, state.sweeps), state.x, model, beta, clamp, reference)
+    return GibbsState(x, state.sweeps + 1), GibbsInfo()

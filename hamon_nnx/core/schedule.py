@@ -114,15 +114,19 @@ def equal_barrier_ladder(ladder, rejection, n_chains: int | None = None) -> np.n
     grid = np.linspace(0.0, 1.0, 64 * max(n_chains, len(x)) + 1)
     values = Lambda(grid)
     total = values[-1]
-    if not total > 1e-12:
+    if not total > 1e-12:  # no rejection anywhere: every ladder is equal-barrier
         return np.linspace(0.0, 1.0, n_chains)
     # a tiny linear term makes the inverse unique where the barrier is flat
     values = np.maximum.accumulate(values) + 1e-9 * total * grid
     targets = np.linspace(0.0, values[-1], n_chains)
     new = np.interp(targets, values, grid)
     new[0], new[-1] = 0.0, 1.0
-    if np.any(np.diff(new) <= 0):  # far more slots than grid resolution: fall back evenly
-        new = np.linspace(0.0, 1.0, n_chains)
+    if np.any(np.diff(new) <= 0):
+        # the barrier sits in a sliver narrower than the float grid: keep the
+        # ladder and part the tied slots by the smallest step that separates them
+        step = 1e-6
+        new = np.maximum.accumulate(new) + step * np.arange(n_chains)
+        new = new / new[-1]
     return new
 
 

@@ -203,6 +203,9 @@ def round_kernel(
     return jax.vmap(one)(keys, state)
 
 
+step = ladder_round  # the kernel of one ladder: step(key, state, model, n_explore=...)
+
+
 class RunInfo(NamedTuple):
     """What `run` returns besides the state: per-round buffers of every replica.
 

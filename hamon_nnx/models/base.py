@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from ..core.layout import BINARY, CATEGORICAL, KINDS, SPIN, Block, kind_values
+from ..core.layout import BINARY, CATEGORICAL, KINDS, SPIN, Block, check_states, kind_values
 from . import custom
 from .structure import Structure
 
@@ -227,28 +227,8 @@ class EnergyModel(nnx.Module):
                 f"{name} must have shape (..., {self.n_variables}) for this "
                 f"{type(self).__name__}, got shape {arr.shape}"
             )
-        if not (np.issubdtype(arr.dtype, np.integer) or arr.dtype == np.bool_):
-            if np.issubdtype(arr.dtype, np.floating):
-                if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
-                    raise ValueError(f"{name} must hold integer values, got non-integers")
-            else:
-                raise TypeError(f"{name} must be an integer array, got dtype {arr.dtype}")
         kinds, qs = self.variable_kinds()
-        flat = arr.reshape(-1, self.n_variables)
-        lo = np.where(kinds == KINDS.index(SPIN), -1, 0)
-        hi = np.where(
-            kinds == KINDS.index(SPIN), 1, np.where(kinds == KINDS.index(BINARY), 1, qs - 1)
-        )
-        bad = (flat < lo) | (flat > hi) | ((kinds == KINDS.index(SPIN)) & (flat == 0))
-        if bad.any():
-            row, col = np.argwhere(bad)[0]
-            kind = KINDS[kinds[col]]
-            allowed = {SPIN: "-1 or +1", BINARY: "0 or 1"}.get(kind, f"0..{qs[col] - 1}")
-            raise ValueError(
-                f"{name}: value {flat[row, col]} at variable {col} (state {row}) is outside "
-                f"the {kind} domain ({allowed})"
-            )
-        return jnp.asarray(arr.astype(np.int8))
+        return jnp.asarray(check_states(arr, kinds, qs, name))
 
 
 _MODEL_REGISTRY: dict[str, type[EnergyModel]] = {}

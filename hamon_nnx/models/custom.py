@@ -56,6 +56,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from jax.extend import source_info_util
 from jax.extend.core import Literal
 
 from ..core import graph
@@ -637,13 +638,8 @@ def _check_relaxed_energy(model) -> None:
     eqn = _discrete_use(jaxpr, set(jaxpr.invars))
     if eqn is None:
         return
-    try:
-        from jax._src import source_info_util
-
-        summary = source_info_util.summarize(eqn.source_info)
-        where = f" at {summary}" if summary.strip(" .") else ""
-    except Exception:  # the location is a courtesy
-        where = ""
+    summary = source_info_util.summarize(eqn.source_info)
+    where = f" at {summary}" if summary.strip(" .") else ""
     raise ValueError(
         f"{type(model).__name__}.energy applies `{eqn.primitive.name}` to the state{where}. "
         "The autodiff conditionals differentiate the energy at real-valued (relaxed) states, "

@@ -15,6 +15,7 @@ import numpy as np
 from jax import lax
 
 from .. import exact
+from ..core.layout import check_states
 from ..models.base import SPIN, kind_values
 
 
@@ -103,6 +104,24 @@ def log_partition(model) -> jax.Array:
         return jax.nn.logsumexp(jnp.where(index < n_states, terms, -jnp.inf))
 
     return jax.nn.logsumexp(lax.map(chunk_log_sum, jnp.arange(n_chunks)))
+
+
+def check_data(model, data, name: str = "data") -> np.ndarray:
+    """Data vectors (B, n_data) as int8 numpy, or a ValueError naming the bad rows.
+
+    n_data is the model's data variables (an RBM's visible units, every
+    variable otherwise); values go through `core.layout.check_states`.
+    """
+    arr = np.asarray(data)
+    n_data = n_data_variables(model)
+    if arr.ndim == 1:
+        arr = arr[None]
+    if arr.ndim != 2 or arr.shape[1] != n_data:
+        raise ValueError(f"{name} must have shape (n_samples, {n_data}), got {np.shape(data)}")
+    if arr.shape[0] == 0:
+        raise ValueError(f"{name} is empty")
+    kinds, qs = model.variable_kinds()
+    return check_states(arr, kinds[:n_data], qs[:n_data], name)
 
 
 def exact_loss(model, data: jax.Array) -> jax.Array:

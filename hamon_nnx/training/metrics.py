@@ -11,7 +11,7 @@ import numpy as np
 from flax import nnx
 
 from .. import exact
-from .losses import free_energy, n_data_variables
+from .losses import check_data, free_energy, n_data_variables
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -38,7 +38,7 @@ def log_likelihood(model, data, log_z: float) -> float:
         >>> bool(abs(ll - hn.training.exact_log_likelihood(rbm, x)) < 1e-9)
         True
     """
-    return float(-_free_energies(model, data).mean() - log_z)
+    return float(-_free_energies(model, check_data(model, data)).mean() - log_z)
 
 
 def exact_log_likelihood(model, data, log_z: float | None = None) -> float:
@@ -130,9 +130,7 @@ def pseudo_log_likelihood(model, data) -> float:
         -9.8875
     """
     n_data = n_data_variables(model)
-    x = np.asarray(data)
-    if x.ndim != 2 or x.shape[-1] != n_data:
-        raise ValueError(f"data must have shape (n, {n_data}), got {x.shape}")
+    x = check_data(model, data)
     domains = model.variable_values()[:n_data]
     n_values = max(len(d) for d in domains)
     values = np.zeros((n_data, n_values), np.float32)
@@ -154,7 +152,7 @@ def reconstruction_error(model, data) -> float:
         raise ValueError(
             f"reconstruction error needs hidden units; {type(model).__name__} has none"
         )
-    v = jnp.asarray(data).astype(jnp.float32)
+    v = jnp.asarray(check_data(model, data)).astype(jnp.float32)
     h = jax.nn.sigmoid(model.hidden_logits(v))
     recon = jax.nn.sigmoid(model.visible_logits(h))
     return float(jnp.mean((recon - v) ** 2))

@@ -31,9 +31,9 @@ from flax import nnx
 from .. import exact
 from ..core import device as device_lib
 from ..core import tempering
-from ..models.base import KINDS, SPIN, EnergyModel
+from ..models.base import EnergyModel
 from . import metrics as metric_lib
-from .losses import contrastive_loss, n_data_variables
+from .losses import check_data, contrastive_loss
 from .negative import PCD, ExactNegative
 
 # Incremented each time the training program is traced (tests count retraces).
@@ -124,40 +124,6 @@ def _train_chunk(
 def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
     """The data permutation of an epoch: a pure function of (seed, epoch)."""
     return np.random.default_rng([seed, epoch]).permutation(n)
-
-
-def check_data(model: EnergyModel, data, name: str = "data") -> np.ndarray:
-    """Data vectors (B, n_data) as int8, or a ValueError naming the bad rows."""
-    arr = np.asarray(data)
-    n_data = n_data_variables(model)
-    if arr.ndim == 1:
-        arr = arr[None]
-    if arr.ndim != 2 or arr.shape[1] != n_data:
-        raise ValueError(f"{name} must have shape (n_samples, {n_data}), got {np.shape(data)}")
-    if arr.shape[0] == 0:
-        raise ValueError(f"{name} is empty")
-    integers = np.issubdtype(arr.dtype, np.integer) or arr.dtype == np.bool_
-    if not integers and (not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr))):
-        rows = np.flatnonzero(~np.all(np.isfinite(arr) & (arr == np.round(arr)), axis=1))
-        raise ValueError(f"{name} rows {rows[:10].tolist()} hold non-integer values")
-    kinds, qs = model.variable_kinds()
-    kinds, qs = kinds[:n_data], qs[:n_data]
-    spin = kinds == KINDS.index(SPIN)
-    lo = np.where(spin, -1, 0)
-    hi = np.where(spin, 1, np.where(kinds == KINDS.index("binary"), 1, qs - 1))
-    # fast path: every value within the tightest bounds of any column
-    if arr.min() >= lo.max() and arr.max() <= hi.min():
-        if not spin.any() or (lo.max() > 0 or hi.min() < 0) or not np.any(arr[:, spin] == 0):
-            return arr.astype(np.int8)
-    bad = (arr < lo) | (arr > hi) | (spin & (arr == 0))
-    if bad.any():
-        rows = np.flatnonzero(bad.any(axis=1))
-        r, c = np.argwhere(bad)[0]
-        raise ValueError(
-            f"{name} rows {rows[:10].tolist()} hold values outside the model's domain "
-            f"(first: {arr[r, c]} at row {r}, column {c})"
-        )
-    return arr.astype(np.int8)
 
 
 def place_training(
