@@ -278,8 +278,8 @@ def sharding() -> dict:
     start = time.perf_counter()
     many = hn.sample(model, jax.random.key(0), n_samples=20, n_chains=chains, device=devices)
     jax.block_until_ready(many)
-    r1 = hn.nrpt(model, jax.random.key(2), n_rounds=100, n_chains=2 * n, device=devices[:1])
-    rn = hn.nrpt(model, jax.random.key(2), n_rounds=100, n_chains=2 * n, device=devices)
+    r1 = hn.nrpt(model, jax.random.key(2), n_rounds=100, n_betas=2 * n, device=devices[:1])
+    rn = hn.nrpt(model, jax.random.key(2), n_rounds=100, n_betas=2 * n, device=devices)
     return {
         "n_devices": n,
         "sample_identical": bool(np.array_equal(np.asarray(one), np.asarray(many))),

@@ -91,7 +91,7 @@ def bench_two_modes(n_samples: int, seed: int, long_windows: int) -> dict:
         "mean_abs_magnetization": float(np.abs(magnetization).mean()),
         "fraction_positive": float((magnetization > 0).mean()),
         "steady_rounds_per_s": n_samples / steady,
-        "n_chains": plan.n_chains,
+        "n_chains": plan.n_betas,
         "n_explore": plan.n_explore,
         "barrier": report.total_barrier,
         "round_trips": report.round_trips,
@@ -124,7 +124,7 @@ def bench_front_door(n_samples: int, seed: int) -> dict:
         "log_z_stderr": reports[1].log_z_stderr,
         "log_z_exact": exact,
         "log_z_abs_error": abs(log_z - exact),
-        "n_chains": reports[1].n_chains,
+        "n_chains": reports[1].n_betas,
     }
 
 
@@ -215,7 +215,7 @@ def bench_log_z(
             "estimate": "res.log_z.estimate, res.log_z.stderr",
         },
         "autotune_s": autotune_s,
-        "n_chains": plan.n_chains,
+        "n_chains": plan.n_betas,
         "n_explore": plan.n_explore,
         "reference": "uniform" if plan.runner.reference is None else "variational",
         "budget_s": budget_s,
@@ -254,7 +254,7 @@ def bench_variational(seed: int, max_rounds: int) -> dict:
             report = plan.report()
             row[ref] = {
                 "barrier": report.total_barrier,
-                "n_chains": report.n_chains,
+                "n_chains": report.n_betas,
                 "log_z": report.log_z,
                 "log_z_stderr": report.log_z_stderr,
             }

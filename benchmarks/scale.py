@@ -92,7 +92,7 @@ def nrpt_costs(model) -> dict:
     key = jax.random.key(1)
 
     def call():
-        return timed(lambda: hn.nrpt(model, key, n_rounds=200, n_chains=16, device="cpu").energy)[1]
+        return timed(lambda: hn.nrpt(model, key, n_rounds=200, n_betas=16, device="cpu").energy)[1]
 
     return {"n_chains": 16, "n_rounds": 200, "first_call_s": call(), "second_call_s": call()}
 

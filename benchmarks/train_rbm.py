@@ -37,7 +37,7 @@ progress=False)``, then ``trainer.fit(ds.train, epochs=trainer.epoch + 1,
 batch_size=B)`` repeatedly (``epochs`` is the run's total, so each call trains
 one more epoch), the test log-likelihood recorded about every second.
 Negative phases: ``ExactNegative()`` (the exact gradient), ``PCD(100, 1)``,
-``CD(1)``, ``CD(25)``, ``NRPTNegative(n_chains=8, rounds=64, adapt_every=50)``; grid
+``CD(1)``, ``CD(25)``, ``NRPTNegative(n_betas=8, n_rounds=64, adapt_every=50)``; grid
 lr in {0.003, 0.01, 0.03} (adam), full batch (1438 vectors, one step per
 epoch), i.e. 15 runs. The weights are drawn by ``hn.RBM``, the hidden biases
 start at zero and the visible biases at the data's log-odds
@@ -389,7 +389,7 @@ def make_negative(name):
         "pcd": lambda: hn.PCD(n_chains=100, k=1),
         "cd": lambda: hn.CD(k=1),
         "cd25": lambda: hn.CD(k=25),
-        "nrpt": lambda: hn.NRPTNegative(n_chains=8, rounds=64, adapt_every=50),
+        "nrpt": lambda: hn.NRPTNegative(n_betas=8, n_rounds=64, adapt_every=50),
     }[name]()
 
 

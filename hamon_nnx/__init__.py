@@ -31,6 +31,7 @@ from .models import VariableGroup as VariableGroup
 from .models import check_model as check_model
 from .parallel_tempering import NRPTResult as NRPTResult
 from .parallel_tempering import nrpt as nrpt
+from .sampling import observe as observe
 from .sampling import sample as sample
 from .training import CD as CD
 from .training import PCD as PCD

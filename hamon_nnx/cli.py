@@ -99,7 +99,7 @@ def resolve(spec: str, settings: dict | None = None) -> Target:
     from hamon_nnx.training import checkpoint
 
     settings = settings or {}
-    if spec in hn.zoo.list():
+    if spec in hn.zoo.names():
         meta = hn.zoo.info(spec, **settings) if settings else hn.zoo.info(spec)
         model = hn.zoo.load(spec, **settings)
         if meta["kind"] == "physics":
@@ -124,7 +124,7 @@ def resolve(spec: str, settings: dict | None = None) -> Target:
     if not path.exists():
         import difflib
 
-        close = difflib.get_close_matches(spec, hn.zoo.list(), n=1, cutoff=0.5)
+        close = difflib.get_close_matches(spec, hn.zoo.names(), n=1, cutoff=0.5)
         hint = f"; did you mean the zoo model {close[0]!r}?" if close else ""
         raise UsageError(
             f"{spec!r} is neither a zoo model nor a checkpoint directory{hint} "
@@ -287,7 +287,7 @@ def _sample(args) -> int:
 
 def _report_dict(report) -> dict:
     return {
-        "n_chains": report.n_chains,
+        "n_betas": report.n_betas,
         "n_explore": report.n_explore,
         "barrier": float(report.total_barrier),
         "round_trips": int(report.round_trips),
@@ -373,7 +373,7 @@ def _zoo(args) -> int:
 
     if args.zoo_command == "list":
         rows = []
-        for name in hn.zoo.list():
+        for name in hn.zoo.names():
             meta = hn.zoo.info(name)
             if meta["kind"] == "pretrained":
                 ll = meta["metrics"].get("test_log_likelihood", {})

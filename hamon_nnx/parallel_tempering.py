@@ -15,6 +15,7 @@ from .core import device as device_lib
 from .core import evidence, gibbs, schedule, tempering
 from .core import observers as obs_lib
 from .core import reference as ref_lib
+from .deprecation import UNSET, renamed
 from .models.base import EnergyModel, check_params_finite
 from .sampling import _check_count, _check_key, check_clamp
 
@@ -357,7 +358,7 @@ def nrpt(
     betas=None,
     n_rounds: int = 1000,
     n_explore: int = 1,
-    n_chains: int = 16,
+    n_betas: int = UNSET,
     init=None,
     clamp=None,
     reference=None,
@@ -368,6 +369,7 @@ def nrpt(
     n_replicas: int = 1,
     record: bool = True,
     thin: int = 1,
+    n_chains: int | None = None,
 ) -> NRPTResult:
     """Non-reversible parallel tempering on a fixed ladder.
 
@@ -386,11 +388,12 @@ def nrpt(
         model: any hamon-nnx model.
         key: PRNG key. Continuing with `state=` and the same key is the same
             as one longer run.
-        betas: the ladder, strictly increasing from 0 to 1 (default: `n_chains`
+        betas: the ladder, strictly increasing from 0 to 1 (default: `n_betas`
             evenly spaced values). Use `hn.autotune` for a tuned ladder.
         n_rounds: production rounds to run.
         n_explore: Gibbs sweeps per chain per round.
-        n_chains: ladder size N when `betas` is None (chains per replica).
+        n_betas: ladder size N when `betas` is None (default 16): the number
+            of temperatures, one chain at each, per replica.
         init: optional initial states, natural order: (n,), (N, n) or
             (n_replicas, N, n).
         clamp: optional `(mask, values)` held fixed in every chain.
@@ -414,6 +417,8 @@ def nrpt(
         record: keep the draws (default); False keeps none (observers and
             log Z still see every round).
         thin: record (and observe) every `thin`-th round.
+        n_chains: the old name of `n_betas` (deprecated: in `hn.sample`,
+            `n_chains` counts independent chains).
 
     Returns:
         NRPTResult with the cold-chain samples, log Z and swap statistics.
@@ -421,11 +426,12 @@ def nrpt(
     Example:
         >>> import jax, hamon_nnx as hn
         >>> m = hn.IsingModel.lattice((8, 8), coupling=0.5)
-        >>> res = hn.nrpt(m, jax.random.key(0), n_rounds=200, n_chains=8, n_replicas=2)
+        >>> res = hn.nrpt(m, jax.random.key(0), n_rounds=200, n_betas=8, n_replicas=2)
         >>> res.samples.shape, res.energy.shape
         ((2, 200, 64), (2, 200, 8))
     """
     key = _check_key(key)
+    n_betas = renamed("hn.nrpt", "n_chains", n_chains, "n_betas", n_betas, 16)
     n_rounds = _check_count("n_rounds", n_rounds, 1)
     n_explore = _check_count("n_explore", n_explore, 1)
     n_replicas = _check_count("n_replicas", n_replicas, 1)
@@ -437,7 +443,7 @@ def nrpt(
     n_warmup = _check_count("n_warmup", n_warmup, 0)
     observers = None if observers is None else obs_lib.check_observers(observers)
     if state is None and betas is None:
-        betas = np.linspace(0.0, 1.0, _check_count("n_chains", n_chains, 2))
+        betas = np.linspace(0.0, 1.0, _check_count("n_betas", n_betas, 2))
     size = np.size(betas) if state is None else int(state.ladder.shape[-1])
     runner = Runner(model, clamp=clamp, reference=reference, device=device, n_chains=size)
     init_key, run_key = jax.random.split(key)

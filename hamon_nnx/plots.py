@@ -57,7 +57,7 @@ def plot_barrier(plan_or_report, path: str | None = None):
     top.set_ylabel(r"local barrier $\lambda(\beta)$")
     top.set_ylim(bottom=0)
     top.set_title(
-        f"N = {report.n_chains}, $\\Lambda$ = {report.total_barrier:.2f}, "
+        f"N = {report.n_betas}, $\\Lambda$ = {report.total_barrier:.2f}, "
         f"round trips {report.round_trip_rate:.3f}/round "
         f"(predicted {report.predicted_round_trip_rate_ladder:.3f})",
         fontsize=10,

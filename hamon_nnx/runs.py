@@ -254,7 +254,7 @@ def nrpt_log_partition(
         "run_stderrs": errors,
         "n_samples": n_samples,
         "max_rounds": max_rounds,
-        "n_chains": report.n_chains,
+        "n_betas": report.n_betas,
         "n_explore": report.n_explore,
         "barrier": float(report.total_barrier),
         "round_trips": int(report.round_trips),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -181,13 +182,12 @@ def sample(
             accelerator), "cpu", "gpu", a `jax.Device`, None (leave it to
             JAX), or several devices (a list or `hn.chain_mesh()`) to shard
             the chains over, with identical draws; see `hamon_nnx.core.device`.
-        observers: optional dict name -> observer (`hn.observers.Moments()`,
-            `Correlations()`, `Energy()`, ...): the kept draws are streamed
-            into them and not stored.
+        observers: deprecated: use `hn.observe`, which streams the draws into
+            observers and returns their states (here the return type would
+            change with this argument).
 
     Returns:
-        int8 array (n_chains, n_samples, n) in natural order; with
-        `observers`, instead a dict name -> final observer state.
+        int8 array (n_chains, n_samples, n) in natural order.
 
     Example:
         >>> import jax, hamon_nnx as hn
@@ -196,6 +196,60 @@ def sample(
         >>> s.shape, s.dtype
         ((8, 100, 256), dtype('int8'))
     """
+    if observers is not None:
+        warnings.warn(
+            "hn.sample(..., observers=...) is now hn.observe(model, key, observers, ...): "
+            "hn.sample always returns the draws",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+    return _run(
+        model, key, n_samples, n_chains, n_warmup, thin, beta, init, clamp, device, observers
+    )
+
+
+def observe(
+    model: EnergyModel,
+    key: jax.Array,
+    observers: dict,
+    n_samples: int = 1000,
+    n_chains: int = 4,
+    n_warmup: int = 100,
+    thin: int = 1,
+    beta=1.0,
+    init=None,
+    clamp=None,
+    device="auto",
+) -> dict:
+    """Block Gibbs sampling streamed into observers: statistics, no stored draws.
+
+    The same run as `hn.sample` with the same arguments (the same draws), but
+    every kept draw is fed to the observers inside the compiled program and
+    dropped, so memory does not grow with `n_samples`.
+
+    Args:
+        observers: dict name -> observer (`hn.observers.Moments()`,
+            `Correlations()`, `Energy()`, ...).
+        Others: as in `hn.sample`.
+
+    Returns:
+        dict name -> final observer state.
+
+    Example:
+        >>> import jax, hamon_nnx as hn
+        >>> m = hn.IsingModel.lattice((8, 8), coupling=0.2)
+        >>> out = hn.observe(m, jax.random.key(0), {"m": hn.observers.Moments()}, n_samples=50)
+        >>> out["m"].n_draws()
+        200
+    """
+    if observers is None:
+        raise TypeError("observe needs observers, a dict name -> observer")
+    return _run(
+        model, key, n_samples, n_chains, n_warmup, thin, beta, init, clamp, device, observers
+    )
+
+
+def _run(model, key, n_samples, n_chains, n_warmup, thin, beta, init, clamp, device, observers):
     if not isinstance(model, EnergyModel):
         raise TypeError(f"model must be a hamon-nnx EnergyModel, got {type(model).__name__}")
     key = _check_key(key)

@@ -36,6 +36,7 @@ from flax import nnx
 
 from .core import diagnostics, evidence, gibbs, schedule, tempering
 from .core import reference as ref_lib
+from .deprecation import UNSET, renamed
 from .models.base import EnergyModel
 from .models.ising import IsingModel
 from .models.rbm import RBM, RBMMarginal
@@ -166,7 +167,7 @@ def tune_exploration(
 class NRPTReport:
     """A readable summary of a plan; `str(report)` prints it."""
 
-    n_chains: int
+    n_betas: int
     n_explore: int
     total_barrier: float
     round_trips: int
@@ -186,9 +187,15 @@ class NRPTReport:
     collapsed: str = ""  # "hidden" / "visible": the RBM layer tempered, the other summed out
     plan: NRPTPlan | None = dataclasses.field(default=None, repr=False)
 
+    @property
+    def n_chains(self) -> int:
+        """Deprecated name of `n_betas`."""
+        warnings.warn("NRPTReport.n_chains is renamed n_betas", DeprecationWarning, stacklevel=2)
+        return self.n_betas
+
     def __str__(self) -> str:
         lines = [
-            f"NRPT plan: N = {self.n_chains} chains"
+            f"NRPT plan: N = {self.n_betas} temperatures"
             f"{f' x {self.n_replicas} replicas' if self.n_replicas > 1 else ''}, "
             f"n_explore = {self.n_explore}, {self.reference} reference"
             + (f", RBM tempered on its {self.collapsed} layer" if self.collapsed else ""),
@@ -262,8 +269,15 @@ class NRPTPlan:
         return np.asarray(self.state.ladder[0], np.float64)
 
     @property
-    def n_chains(self) -> int:
+    def n_betas(self) -> int:
+        """The ladder size N: temperatures, one chain at each, per replica."""
         return int(self.state.ladder.shape[-1])
+
+    @property
+    def n_chains(self) -> int:
+        """Deprecated name of `n_betas`."""
+        warnings.warn("NRPTPlan.n_chains is renamed n_betas", DeprecationWarning, stacklevel=2)
+        return self.n_betas
 
     @property
     def n_replicas(self) -> int:
@@ -403,7 +417,7 @@ class NRPTPlan:
         enough = energy.shape[1] >= 8
         cold = energy[..., -1]
         return NRPTReport(
-            n_chains=self.n_chains,
+            n_betas=self.n_betas,
             n_explore=self.n_explore,
             total_barrier=barrier,
             round_trips=trips,
@@ -447,22 +461,24 @@ def autotune(
     model: EnergyModel,
     key: jax.Array,
     *,
-    n_chains: int | None = None,
+    n_betas: int | None = UNSET,
     n_explore: int | None = None,
     max_rounds: int = 1024,
     reference: str = "auto",
     clamp=None,
-    max_chains: int = 256,
+    max_betas: int = UNSET,
     device="auto",
     n_replicas: int = 1,
     collapse: bool | None = None,
+    n_chains: int | None = None,
+    max_chains: int | None = None,
 ) -> NRPTPlan:
     """Tune NRPT for `model`: ladder, chain count, exploration; see module doc.
 
     Args:
         model: any hamon-nnx model.
         key: PRNG key.
-        n_chains: fix N instead of tuning it.
+        n_betas: fix the ladder size N (temperatures) instead of tuning it.
         n_explore: fix the sweeps per round instead of tuning them.
         max_rounds: rounds of the longest adaptation (rounds double up to it).
         reference: "auto" (default: the variational reference when its tuned
@@ -473,7 +489,7 @@ def autotune(
             `flip_symmetric`), "uniform" or "variational" (a product
             reference fitted to the beta = 1 chain).
         clamp: optional `(mask, values)` held fixed in every chain.
-        max_chains: upper limit for the tuned N.
+        max_betas: upper limit for the tuned N (default 256).
         device: where to run, resolved once here and reused by the plan (so
             its compiled programs stay warm): "auto", "cpu", "gpu", a
             `jax.Device`, None, or several devices (a list or
@@ -488,10 +504,14 @@ def autotune(
             (default): yes for an `hn.RBM` with the standard energy and no
             clamp, whose joint path crosses a sharp transition on trained
             models; False tempers the joint (v, h).
+        n_chains, max_chains: the old names of `n_betas`, `max_betas`
+            (deprecated: in `hn.sample`, `n_chains` counts independent chains).
 
     Returns:
         NRPTPlan.
     """
+    n_betas = renamed("hn.autotune", "n_chains", n_chains, "n_betas", n_betas, None)
+    max_betas = renamed("hn.autotune", "max_chains", max_chains, "max_betas", max_betas, 256)
     if reference not in ("auto", "uniform", "variational"):
         raise ValueError(f"reference must be 'auto', 'uniform' or 'variational', got {reference!r}")
     key = _check_key(key)
@@ -502,9 +522,9 @@ def autotune(
         n_explore = _check_count("n_explore", n_explore, 1)
     n_adapt = max(1, int(math.log2(max_rounds)) - 4)  # 32, 64, ..., max_rounds
     keys = [jax.random.fold_in(key, i) for i in range(7)]
-    start_n = _check_count("n_chains", n_chains, 2) if n_chains is not None else 16
+    start_n = _check_count("n_betas", n_betas, 2) if n_betas is not None else 16
     runner = Runner(model, clamp=clamp, device=device, n_chains=start_n)
-    if n_chains is None:
+    if n_betas is None:
         start_n = runner.placement.round_up(start_n)
     state = runner.initial_state(keys[0], np.linspace(0.0, 1.0, start_n), n_replicas)
     history: list[AdaptationStep] = []
@@ -512,9 +532,9 @@ def autotune(
     state = tune_schedule(
         runner, keys[1], state, n_explore=explore, n_adaptations=n_adapt, history=history
     )
-    if n_chains is None:
+    if n_betas is None:
         last = history[-1]
-        n_new = runner.placement.round_up(tune_chains(last.total_barrier, max_chains=max_chains))
+        n_new = runner.placement.round_up(tune_chains(last.total_barrier, max_chains=max_betas))
         if abs(n_new - start_n) > 0.25 * start_n:  # else keep the compiled program's size
             ladder = schedule.equal_barrier_ladder(last.ladder, last.rejection, n_new)
             state = resize(state, ladder)
@@ -608,7 +628,7 @@ def autosample(model: EnergyModel, key: jax.Array, n_samples: int = 1000, **kwar
         >>> import jax, hamon_nnx as hn
         >>> m = hn.IsingModel.lattice((6, 6), coupling=0.6)
         >>> s, report = hn.autosample(m, jax.random.key(0), n_samples=100, max_rounds=64)
-        >>> s.shape, report.plan.n_chains >= 4
+        >>> s.shape, report.plan.n_betas >= 4
         ((1, 100, 36), True)
     """
     n_samples = _check_count("n_samples", n_samples, 1)

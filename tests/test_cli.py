@@ -27,7 +27,7 @@ def test_zoo_list_and_info(capsys):
     out = capsys.readouterr().out
     assert "rbm-digits-16" in out and "ising-2d" in out and "beta_c = 0.440687" in out
     assert cli.main(["zoo", "list", "--json"]) == 0
-    assert [r["name"] for r in _json(capsys)] == hn.zoo.list()
+    assert [r["name"] for r in _json(capsys)] == hn.zoo.names()
     assert cli.main(["zoo", "info", "rbm-digits-64", "--json"]) == 0
     meta = _json(capsys)
     assert meta["metrics"]["test_log_likelihood"]["stderr"] > 0
@@ -49,7 +49,7 @@ def test_sample_physics_model_with_nrpt(tmp_path, capsys):
     assert set(np.unique(samples)) <= {-1, 1}
     assert (out / "samples.png").stat().st_size > 1000
     assert (out / "barrier.png").stat().st_size > 1000
-    assert summary["nrpt"]["n_chains"] >= 4 and summary["files"]["samples"].endswith(".npy")
+    assert summary["nrpt"]["n_betas"] >= 4 and summary["files"]["samples"].endswith(".npy")
     # the NRPT log Z against Kaufman's exact finite-lattice value
     exact = hn.exact.ising_lattice_log_partition(8, hn.zoo.info("ising-2d")["critical_beta"])
     assert abs(summary["nrpt"]["log_z"] - exact) < 5 * summary["nrpt"]["log_z_stderr"]

@@ -197,7 +197,7 @@ def test_shipped_model_gibbs_and_nrpt_match_exact(name, key):
     values = model.variable_values()
     s = hn.sample(model, key, n_samples=200, n_chains=32, n_warmup=50)
     assert_matches(s, states, probs, values)
-    res = hn.nrpt(model, key, n_rounds=3000, n_chains=10)
+    res = hn.nrpt(model, key, n_rounds=3000, n_betas=10)
     cold = np.asarray(res.samples)[0]
     assert_matches(cold.reshape(40, -1, model.n_variables), states, probs, values)
     lz = res.log_z

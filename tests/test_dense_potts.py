@@ -95,7 +95,7 @@ def test_config_rebuilds_the_structure():
 
 
 @pytest.mark.parametrize(
-    "negative", [hn.PCD(n_chains=64, k=2), hn.NRPTNegative(n_chains=4, rounds=8)]
+    "negative", [hn.PCD(n_chains=64, k=2), hn.NRPTNegative(n_betas=4, n_rounds=8)]
 )
 def test_training_recovers_the_likelihood_of_the_data(key, negative):
     """Data drawn exactly from a dense Potts model; a zero model trained by

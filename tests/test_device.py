@@ -235,7 +235,7 @@ def test_entry_points_gpu_without_gpu(key):
 def test_plan_resolves_once_and_reuses(key, monkeypatch):
     """The plan keeps the runner's placement: no re-routing between calls."""
     m = hn.IsingModel.lattice((4, 4), coupling=0.3)
-    plan = hn.autotune(m, key, max_rounds=32, n_chains=4, n_explore=1, device="cpu")
+    plan = hn.autotune(m, key, max_rounds=32, n_betas=4, n_explore=1, device="cpu")
     assert plan.runner.placement.device == jax.devices("cpu")[0]
 
     def fail(*args, **kwargs):
@@ -324,7 +324,7 @@ def test_gpu_auto_routes_by_work(key, monkeypatch):
 @requires_gpu
 def test_gpu_nrpt_log_z(key):
     m = hn.IsingModel.lattice((3, 3), coupling=0.5, field=0.1)
-    res = hn.nrpt(m, key, n_rounds=2000, n_chains=8, device="gpu")
+    res = hn.nrpt(m, key, n_rounds=2000, n_betas=8, device="gpu")
     exact = float(hn.exact.log_partition(m))
     assert abs(res.log_z.estimate - exact) < 5 * res.log_z.stderr + 1e-3
 

@@ -186,9 +186,9 @@ def test_run_lengths_never_recompile(key, monkeypatch):
     before = sampling.TRACE_COUNT
     whole = np.asarray(hn.sample(m, key, n_samples=23, n_chains=4, n_warmup=7, thin=3))
     hn.sample(m, key, n_samples=3000, n_chains=4, n_warmup=0)  # several chunks
-    observed = hn.sample(m, key, n_samples=11, n_chains=4, observers={"m": hn.observers.Moments()})
+    observed = hn.observe(m, key, n_samples=11, n_chains=4, observers={"m": hn.observers.Moments()})
     assert sampling.TRACE_COUNT == before + 1  # the observers' program only
-    hn.sample(m, key, n_samples=12, n_chains=4, thin=5, observers={"m": hn.observers.Moments()})
+    hn.observe(m, key, n_samples=12, n_chains=4, thin=5, observers={"m": hn.observers.Moments()})
     assert sampling.TRACE_COUNT == before + 1
     assert observed["m"].n_draws() == 44
     monkeypatch.setattr(sampling, "_capacity", lambda n_chains, n: 5)

@@ -27,6 +27,7 @@ FRONT = {
     "config",
     "observers",
     "version",
+    "deprecation",
 }
 
 

@@ -23,7 +23,7 @@ def pseudo_chains(samples, n=40):
 
 
 def check_cold_chain(model, key, **kw):
-    res = hn.nrpt(model, key, n_rounds=N_ROUNDS, n_chains=6, **kw)
+    res = hn.nrpt(model, key, n_rounds=N_ROUNDS, n_betas=6, **kw)
     states, probs = hn.exact.probabilities(model)
     if "clamp" in kw:
         mask, values = kw["clamp"]
@@ -82,7 +82,7 @@ def simulate_index_process(n_chains, n_rounds):
 @pytest.mark.parametrize("n_chains", [2, 5, 8])
 def test_round_trips_exact_when_every_swap_is_accepted(key, n_chains):
     flat = hn.IsingModel.lattice((4,), coupling=0.0, field=0.0)  # V = 0: always accept
-    res = hn.nrpt(flat, key, n_rounds=301, n_chains=n_chains, n_warmup=0)
+    res = hn.nrpt(flat, key, n_rounds=301, n_betas=n_chains, n_warmup=0)
     assert np.all(res.acceptance == 1.0)
     trips, restarts = simulate_index_process(n_chains, 301)
     assert res.round_trips == trips
@@ -93,8 +93,8 @@ def test_round_trips_exact_when_every_swap_is_accepted(key, n_chains):
 
 def test_continuing_equals_one_long_run(key):
     m = hn.IsingModel.lattice((4, 4), coupling=0.5, field=0.1)
-    whole = hn.nrpt(m, key, n_rounds=300, n_chains=5, n_warmup=40)
-    first = hn.nrpt(m, key, n_rounds=120, n_chains=5, n_warmup=40)
+    whole = hn.nrpt(m, key, n_rounds=300, n_betas=5, n_warmup=40)
+    first = hn.nrpt(m, key, n_rounds=120, n_betas=5, n_warmup=40)
     rest = hn.nrpt(m, key, n_rounds=180, state=first.state)  # warm: no warm-up by default
     np.testing.assert_array_equal(
         np.concatenate([first.samples, rest.samples], axis=1), whole.samples
@@ -156,7 +156,7 @@ def test_log_z_of_small_spin_glasses(key):
         J = g.normal(size=(n, n)) / np.sqrt(n) * 1.5
         J = np.triu(J, 1) + np.triu(J, 1).T
         m = hn.IsingModel.dense(J, 0.3 * g.normal(size=n))
-        res = hn.nrpt(m, jax.random.fold_in(key, seed), n_rounds=6000, n_chains=12)
+        res = hn.nrpt(m, jax.random.fold_in(key, seed), n_rounds=6000, n_betas=12)
         exact = hn.exact.log_partition(m)
         err = res.log_z.estimate - exact
         assert abs(err) < 0.05 and abs(err) < 3 * res.log_z.stderr, (err, res.log_z)
@@ -168,7 +168,7 @@ def test_log_z_with_a_variational_reference(key):
     m = hn.IsingModel.from_edges(
         10, edges, 0.5 * g.normal(size=len(edges)), 2.0 * g.normal(size=10)
     )
-    plan = hn.autotune(m, key, reference="variational", n_chains=6, max_rounds=256)
+    plan = hn.autotune(m, key, reference="variational", n_betas=6, max_rounds=256)
     assert plan.runner.reference is not None
     plan.sample(jax.random.key(1), 6000)
     log_z, stderr = plan.log_z()
@@ -184,7 +184,7 @@ def test_log_z_with_a_variational_reference(key):
 def test_log_z_of_the_critical_16x16_lattice(key):
     beta = hn.exact.ISING_2D_BETA_C
     m = hn.IsingModel.lattice((16, 16), coupling=beta)
-    plan = hn.autotune(m, key, n_chains=48, n_explore=2)
+    plan = hn.autotune(m, key, n_betas=48, n_explore=2)
     plan.sample(jax.random.key(1), 20000)
     log_z, stderr = plan.log_z()
     err = log_z - hn.exact.ising_lattice_log_partition(16, beta)
@@ -199,7 +199,7 @@ def test_autosample_and_report(key):
     text = str(report)
     for word in ("N =", "n_explore", "Lambda", "round trips", "log Z", "acceptance per pair"):
         assert word in text
-    assert report.plan.n_chains == len(report.ladder) == len(report.acceptance) + 1
+    assert report.plan.n_betas == len(report.ladder) == len(report.acceptance) + 1
 
 
 def test_ising_sample_front_door(key):
@@ -233,8 +233,8 @@ def test_bad_input(key):
         hn.nrpt(m, key, betas=[0.0, 0.5, 1.2])
     with pytest.raises(ValueError, match="at least 2"):
         hn.nrpt(m, key, betas=[1.0])
-    with pytest.raises(ValueError, match="n_chains must be an integer >= 2"):
-        hn.nrpt(m, key, n_chains=1)
+    with pytest.raises(ValueError, match="n_betas must be an integer >= 2"):
+        hn.nrpt(m, key, n_betas=1)
     with pytest.raises(ValueError, match="n_explore must be an integer >= 1"):
         hn.nrpt(m, key, n_explore=0)
     with pytest.raises(ValueError, match="n_rounds must be an integer >= 1"):
@@ -264,12 +264,12 @@ class NaNAtAllUp(EnergyModel):
 
 def test_nan_energies_are_reported(key):
     with pytest.raises(ValueError, match="energy is NaN or inf at round"):
-        hn.nrpt(NaNAtAllUp(), key, n_rounds=50, n_chains=3)
+        hn.nrpt(NaNAtAllUp(), key, n_rounds=50, n_betas=3)
 
 
 def test_state_is_a_pytree_that_round_trips(key):
     m = hn.IsingModel.lattice((4, 4))
-    res = hn.nrpt(m, key, n_rounds=10, n_chains=4)
+    res = hn.nrpt(m, key, n_rounds=10, n_betas=4)
     leaves, tree = jax.tree.flatten(res.state)
     again = jax.tree.unflatten(tree, leaves)
     assert isinstance(again, tempering.NRPTState)
@@ -281,7 +281,7 @@ m = hn.IsingModel.lattice((6, 6), coupling=0.42, periodic=True)
 plan = hn.autotune(m, jax.random.key(11), max_rounds=64)
 draws = np.asarray(plan.sample(jax.random.key(12), 64))
 print(json.dumps({
-    "n_chains": plan.n_chains, "n_explore": plan.n_explore,
+    "n_betas": plan.n_betas, "n_explore": plan.n_explore,
     "ladder": plan.ladder.tolist(), "draws": hashlib.sha256(draws.tobytes()).hexdigest(),
 }))
 """
@@ -357,7 +357,7 @@ def test_log_z_error_bars_are_calibrated_on_real_runs(name, make, kw):
     z = []
     kw = {"n_rounds": 150, **kw}
     for seed in range(50):
-        res = hn.nrpt(model, jax.random.key(seed), n_chains=8, device="cpu", **kw)
+        res = hn.nrpt(model, jax.random.key(seed), n_betas=8, device="cpu", **kw)
         z.append((res.log_z.estimate - exact) / res.log_z.stderr)
     z = np.asarray(z)
     assert abs(z.mean()) < 3 * z.std(ddof=1) / np.sqrt(len(z)), (z.mean(), z.std())
@@ -372,7 +372,7 @@ def test_warm_up_removes_the_burn_in_bias_of_log_z():
     m = hn.IsingModel.lattice((16, 16), coupling=0.5, periodic=True)
     exact = hn.exact.ising_lattice_log_partition((16, 16), 0.5)
     runs = [
-        hn.nrpt(m, jax.random.key(s), n_rounds=200, n_chains=12, device="cpu") for s in range(12)
+        hn.nrpt(m, jax.random.key(s), n_rounds=200, n_betas=12, device="cpu") for s in range(12)
     ]
     z = np.array([(r.log_z.estimate - exact) / r.log_z.stderr for r in runs])
     assert abs(z.mean()) < 3 * z.std(ddof=1) / np.sqrt(len(z)), (z.mean(), z.std(ddof=1))
@@ -399,7 +399,7 @@ def test_sample_energy_is_the_energy_of_each_draw(with_reference):
     if with_reference:  # a product reference: E = V + E_ref
         g = np.random.default_rng(0)
         reference = tuple(jnp.asarray(g.normal(size=blk.size), jnp.float32) for blk in m.blocks)
-    res = hn.nrpt(m, jax.random.key(2), n_rounds=300, n_chains=5, reference=reference)
+    res = hn.nrpt(m, jax.random.key(2), n_rounds=300, n_betas=5, reference=reference)
     want = np.asarray(m.energy(res.samples[0]), np.float64)
     np.testing.assert_allclose(res.sample_energy[0], want, rtol=1e-5, atol=1e-4)
     # energy holds the slots before the swaps: the top slot differs where the last pair swapped
@@ -439,7 +439,7 @@ def test_replicas_sample_the_target_and_agree(key):
     """Independent ladders: the beta = 1 chains of all replicas match
     enumeration, R-hat across them is near 1, log Z pools them."""
     m = hn.IsingModel.lattice((3, 3), coupling=0.6, field=0.1)
-    res = hn.nrpt(m, key, n_rounds=1500, n_chains=4, n_replicas=4)
+    res = hn.nrpt(m, key, n_rounds=1500, n_betas=4, n_replicas=4)
     assert res.samples.shape == (4, 1500, 9) and res.energy.shape == (4, 1500, 4)
     assert not np.array_equal(res.samples[0], res.samples[1])
     states, probs = hn.exact.probabilities(m)
@@ -458,7 +458,7 @@ def test_replicas_sample_the_target_and_agree(key):
 
 def test_thinned_records_and_streamed_observers_are_the_same_rounds(key):
     m = hn.IsingModel.lattice((4, 4), coupling=0.5, field=0.1)
-    kw = {"n_rounds": 301, "n_chains": 5, "n_replicas": 2, "n_warmup": 10}
+    kw = {"n_rounds": 301, "n_betas": 5, "n_replicas": 2, "n_warmup": 10}
     every = hn.nrpt(m, key, **kw)
     observers = {"m": hn.observers.Moments(), "E": hn.observers.Energy()}
     thinned = hn.nrpt(m, key, thin=3, observers=observers, **kw)
@@ -481,7 +481,7 @@ def test_thinned_records_and_streamed_observers_are_the_same_rounds(key):
 
 def test_draws_stay_on_the_device_of_the_run(key):
     m = hn.IsingModel.lattice((4, 4), coupling=0.5)
-    res = hn.nrpt(m, key, n_rounds=20, n_chains=4, device="cpu")
+    res = hn.nrpt(m, key, n_rounds=20, n_betas=4, device="cpu")
     assert {d.platform for d in res.samples.devices()} == {"cpu"}
 
 
@@ -598,9 +598,9 @@ def test_bad_replica_and_collapse_input(key):
     with pytest.raises(ValueError, match="n_replicas must be an integer >= 1"):
         hn.autotune(m, key, n_replicas=0)
     with pytest.raises(ValueError, match="init must have shape"):
-        hn.nrpt(m, key, n_chains=4, n_replicas=2, init=np.ones((3, 4, 9), np.int8))
+        hn.nrpt(m, key, n_betas=4, n_replicas=2, init=np.ones((3, 4, 9), np.int8))
     with pytest.raises(ValueError, match="chains of shape \\(replicas, N, n\\)"):
-        res = hn.nrpt(m, key, n_rounds=10, n_chains=4)
+        res = hn.nrpt(m, key, n_rounds=10, n_betas=4)
         hn.nrpt(m, key, n_rounds=10, state=res.state._replace(x=res.state.x[0]))
     with pytest.raises(TypeError, match="collapse must be None, True or False"):
         hn.autotune(small_rbm(), key, collapse="yes")
@@ -612,10 +612,10 @@ def test_a_short_run_says_why_it_has_no_log_z(key):
     """No silent None: the run's log Z raises TooFewRounds when asked for
     without enough rounds for an error bar; a longer run has one."""
     m = hn.IsingModel.lattice((4, 4), coupling=0.3)
-    short = hn.nrpt(m, key, n_rounds=6, n_chains=4)
+    short = hn.nrpt(m, key, n_rounds=6, n_betas=4)
     with pytest.raises(hn.core.evidence.TooFewRounds, match="too few for an error bar"):
         short.log_z  # noqa: B018
-    assert np.isfinite(hn.nrpt(m, key, n_rounds=64, n_chains=4).log_z.stderr)
+    assert np.isfinite(hn.nrpt(m, key, n_rounds=64, n_betas=4).log_z.stderr)
 
 
 def test_equal_barrier_ladder_never_falls_back_to_even_spacing():

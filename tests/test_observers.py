@@ -81,7 +81,7 @@ def test_sample_observers_see_exactly_the_draws(key):
         "p": obs.Correlations(pairs=((0, 1), (2, 7))),
         "E": obs.Energy(),
     }
-    out = hn.sample(m, key, n_samples=40, n_chains=5, n_warmup=3, thin=2, observers=observers)
+    out = hn.observe(m, key, n_samples=40, n_chains=5, n_warmup=3, thin=2, observers=observers)
     draws = np.asarray(hn.sample(m, key, n_samples=40, n_chains=5, n_warmup=3, thin=2))
     x = draws.reshape(-1, 12).astype(np.int64)
     assert out["m"].n_draws() == 200
@@ -102,16 +102,16 @@ def test_sample_observers_see_exactly_the_draws(key):
 
 def test_sample_with_observers_compiles_once(key):
     m = hn.IsingModel.lattice((4, 4), coupling=0.3)
-    hn.sample(m, key, n_samples=5, n_chains=2, observers={"m": obs.Moments()})
+    hn.observe(m, key, n_samples=5, n_chains=2, observers={"m": obs.Moments()})
     before = sampling.TRACE_COUNT
-    out = hn.sample(m, jax.random.key(1), n_samples=5, n_chains=2, observers={"m": obs.Moments()})
+    out = hn.observe(m, jax.random.key(1), n_samples=5, n_chains=2, observers={"m": obs.Moments()})
     assert sampling.TRACE_COUNT == before and out["m"].n_draws() == 10
 
 
 def test_observed_moments_match_exact_enumeration(key):
     m = hn.IsingModel.lattice((3, 4), coupling=0.3, field=0.1)
     n = 16 * 1000
-    out = hn.sample(
+    out = hn.observe(
         m, key, n_samples=1000, n_chains=16, thin=10, observers={"c": obs.Correlations()}
     )
     mean, second = hn.exact.moments(m)
@@ -123,11 +123,11 @@ def test_observed_moments_match_exact_enumeration(key):
 
 def test_nrpt_observers_follow_the_cold_chain(key):
     m = hn.ClockModel.lattice((3, 3), q=4, coupling=0.8)
-    res = hn.nrpt(m, key, n_rounds=300, n_chains=4, observers={"m": obs.Moments()})
+    res = hn.nrpt(m, key, n_rounds=300, n_betas=4, observers={"m": obs.Moments()})
     cold = np.asarray(res.samples)[0].astype(np.int64)
     assert res.observed["m"].n_draws() == 300
     np.testing.assert_array_equal(res.observed["m"].sum.value(), cold.sum(0))
-    assert hn.nrpt(m, key, n_rounds=10, n_chains=4).observed is None
+    assert hn.nrpt(m, key, n_rounds=10, n_betas=4).observed is None
 
 
 def test_observe_negatives_during_training():
@@ -154,7 +154,7 @@ def test_observe_negatives_during_training():
 def test_observe_negatives_of_tempered_ladders_sees_each_beta_1_chain():
     m = hn.IsingModel.from_edges(3, [(0, 1), (1, 2)], couplings=0.2)
     watch = obs.ObserveNegatives({"m": obs.Moments()})
-    negative = hn.NRPTNegative(n_chains=4, rounds=2, adapt_every=0, n_ladders=3)
+    negative = hn.NRPTNegative(n_betas=4, n_rounds=2, adapt_every=0, n_ladders=3)
     trainer = hn.Trainer(
         m, optax.sgd(0.01), negative=negative, step_callbacks=[watch], eval_every=0,
         progress=False,
@@ -170,12 +170,12 @@ def test_observe_negatives_of_tempered_ladders_sees_each_beta_1_chain():
 def test_bad_observers_are_refused(key):
     m = hn.IsingModel.lattice((4, 4), coupling=0.3)
     with pytest.raises(TypeError, match="non-empty dict name -> observer"):
-        hn.sample(m, key, n_samples=2, observers=[obs.Moments()])
+        hn.observe(m, key, n_samples=2, observers=[obs.Moments()])
     with pytest.raises(TypeError, match="observer 'x' is a int"):
-        hn.sample(m, key, n_samples=2, observers={"x": 3})
+        hn.observe(m, key, n_samples=2, observers={"x": 3})
     with pytest.raises(ValueError, match=r"pairs must be \(P, 2\)"):
         obs.Correlations(pairs=((0, 1, 2),))
     with pytest.raises(ValueError, match="outside 0..15"):
-        hn.sample(m, key, n_samples=2, observers={"p": obs.Correlations(pairs=((0, 16),))})
+        hn.observe(m, key, n_samples=2, observers={"p": obs.Correlations(pairs=((0, 16),))})
     with pytest.raises(ValueError, match=r"states of shape \(C, 3\)"):
         obs.Moments().update(obs.Moments().init(3), jnp.zeros((2, 4), jnp.int8))

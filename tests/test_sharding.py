@@ -82,11 +82,11 @@ out["local_state_shape"] = "s8[2,36]" in hlo and "s8[8,36]" not in hlo
 
 NRPT = """
 m = hn.IsingModel.lattice((6, 6), coupling=0.45, field=0.05)
-ref = hn.nrpt(m, jax.random.key(5), n_rounds=120, n_chains=8, device=None)
+ref = hn.nrpt(m, jax.random.key(5), n_rounds=120, n_betas=8, device=None)
 ref2 = hn.nrpt(m, jax.random.key(6), n_rounds=30, state=ref.state, device=None)
 out["round_trips"] = int(ref.round_trips)
 for d, devices in DEVICES.items():
-    r = hn.nrpt(m, jax.random.key(5), n_rounds=120, n_chains=8, device=devices)
+    r = hn.nrpt(m, jax.random.key(5), n_rounds=120, n_betas=8, device=devices)
     r2 = hn.nrpt(m, jax.random.key(6), n_rounds=30, state=r.state, device=devices)
     out[d] = {
         "samples": same(ref.samples, r.samples),
@@ -102,13 +102,13 @@ out["indivisible"] = error(
                     device=DEVICES["4"]))
 plans = {}
 for d in ("none", "4"):
-    plan = hn.autotune(m, jax.random.key(7), n_chains=8, n_explore=1, max_rounds=32,
+    plan = hn.autotune(m, jax.random.key(7), n_betas=8, n_explore=1, max_rounds=32,
                        device=DEVICES[d])
     plans[d] = (plan.sample(jax.random.key(8), 50), plan.ladder, spread(plan.state.x))
 out["plan_same"] = same(plans["none"][:2], plans["4"][:2])
 out["plan_spread"] = plans["4"][2]
 tuned = hn.autotune(m, jax.random.key(7), max_rounds=32, n_explore=1, device=DEVICES["4"])
-out["tuned_n_chains"] = tuned.n_chains
+out["tuned_n_chains"] = tuned.n_betas
 """
 
 TRAIN = """
@@ -116,7 +116,7 @@ data = np.random.default_rng(0).integers(0, 2, size=(64, 12)).astype(np.int8)
 negatives = {
     "pcd": (lambda: hn.PCD(n_chains=16, k=1), ("none", "2", "4")),
     "cd": (lambda: hn.CD(k=1), ("none", "4")),
-    "nrpt": (lambda: hn.NRPTNegative(n_chains=8, rounds=4, adapt_every=2), ("none", "4")),
+    "nrpt": (lambda: hn.NRPTNegative(n_betas=8, n_rounds=4, adapt_every=2), ("none", "4")),
 }
 for name, (negative, placements) in negatives.items():
     results = {}

@@ -83,7 +83,7 @@ def bars_and_stripes(n):
 
 @pytest.mark.parametrize(
     "negative",
-    [hn.CD(1), hn.PCD(n_chains=64, k=1), hn.NRPTNegative(n_chains=4, rounds=16, adapt_every=20)],
+    [hn.CD(1), hn.PCD(n_chains=64, k=1), hn.NRPTNegative(n_betas=4, n_rounds=16, adapt_every=20)],
 )
 def test_training_raises_the_exact_likelihood(negative):
     data = bars_and_stripes(3)  # 14 images of 9 pixels
@@ -303,7 +303,11 @@ def chunked_run(negative, steps_per_call, epochs=3, **kw):
 
 @pytest.mark.parametrize(
     "make_negative",
-    [lambda: hn.PCD(16, 2), lambda: hn.CD(3), lambda: hn.NRPTNegative(4, rounds=3, adapt_every=4)],
+    [
+        lambda: hn.PCD(16, 2),
+        lambda: hn.CD(3),
+        lambda: hn.NRPTNegative(4, n_rounds=3, adapt_every=4),
+    ],
     ids=["pcd", "cd", "nrpt"],
 )
 def test_the_chunk_length_does_not_change_the_result(make_negative):
@@ -354,7 +358,7 @@ def test_one_compiled_call_per_epoch_by_default(monkeypatch):
     chunked_run(hn.PCD(16, 1), None, epochs=1, step_callbacks=[lambda *a: None])
     assert calls == [1] * 6, "step callbacks see every step"
     calls.clear()
-    chunked_run(hn.NRPTNegative(4, rounds=2, adapt_every=4), None, epochs=2)
+    chunked_run(hn.NRPTNegative(4, n_rounds=2, adapt_every=4), None, epochs=2)
     assert calls == [4, 2, 2, 4], "chunks end where the ladder adapts"
 
 

@@ -148,3 +148,35 @@ def test_metrics_validate_their_data():
     rbm = hn.RBM(6, 2, rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match=r"must hold integer values; rows \[1\]"):
         hn.training.reconstruction_error(rbm, np.array([[0] * 6, [0.5] * 6]))
+
+
+def test_renamed_arguments_warn_and_keep_working(key):
+    """n_chains means independent chains (hn.sample); the ladder size is n_betas.
+    The old spellings still work, with a DeprecationWarning; both at once is an error."""
+    m = hn.IsingModel.lattice((4, 4), coupling=0.3)
+    with pytest.warns(DeprecationWarning, match="n_chains= is renamed n_betas="):
+        old = hn.nrpt(m, key, n_rounds=20, n_chains=4)
+    new = hn.nrpt(m, key, n_rounds=20, n_betas=4)
+    np.testing.assert_array_equal(old.energy, new.energy)
+    with pytest.raises(TypeError, match="pass n_betas= only"):
+        hn.nrpt(m, key, n_betas=4, n_chains=4)
+    with pytest.warns(DeprecationWarning, match="rounds= is renamed n_rounds="):
+        negative = hn.NRPTNegative(n_chains=4, rounds=3)
+    assert negative == hn.NRPTNegative(n_betas=4, n_rounds=3)
+    with pytest.warns(DeprecationWarning, match="max_chains= is renamed max_betas="):
+        plan = hn.autotune(m, key, max_rounds=32, n_betas=4, n_explore=1, max_chains=8)
+    with pytest.warns(DeprecationWarning, match="renamed n_betas"):
+        assert plan.n_chains == plan.n_betas == 4
+    with pytest.warns(DeprecationWarning, match="hn.zoo.names"):
+        assert hn.zoo.list() == hn.zoo.names()
+
+
+def test_sample_returns_draws_and_observe_returns_observer_states(key):
+    m = hn.IsingModel.lattice((4, 4), coupling=0.3)
+    moments = {"m": hn.observers.Moments()}
+    out = hn.observe(m, key, moments, n_samples=30, n_chains=2)
+    draws = np.asarray(hn.sample(m, key, n_samples=30, n_chains=2), np.float64)
+    np.testing.assert_allclose(out["m"].mean(), draws.reshape(-1, 16).mean(0))
+    with pytest.warns(DeprecationWarning, match="hn.observe"):
+        old = hn.sample(m, key, n_samples=30, n_chains=2, observers=moments)
+    np.testing.assert_array_equal(old["m"].mean(), out["m"].mean())

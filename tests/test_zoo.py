@@ -18,7 +18,7 @@ CONFIGS = Path(__file__).parent.parent / "configs"
 
 
 def test_list():
-    names = zoo.list()
+    names = zoo.names()
     assert names == PRETRAINED + PHYSICS
 
 

@@ -95,8 +95,9 @@ def check_states(x, kinds: np.ndarray, qs: np.ndarray, name: str = "x") -> np.nd
         kind = KINDS[kinds[col]]
         allowed = {SPIN: "-1 or +1", BINARY: "0 or 1"}.get(kind, f"0..{qs[col] - 1}")
         raise ValueError(
-            f"{name}: value {flat[row, col]} at variable {col} (state {row}) is outside the "
-            f"{kind} domain ({allowed}); rows {_rows(bad)} hold values outside their domains"
+            f"{name} rows {_rows(bad)} hold values outside their domains (first, {name}: "
+            f"value {flat[row, col]} at variable {col} (state {row}) is outside the {kind} "
+            f"domain ({allowed}))"
         )
     return arr.astype(np.int8)
 

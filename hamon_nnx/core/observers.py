@@ -171,7 +171,7 @@ class Moments:
     Example:
         >>> import jax, hamon_nnx as hn
         >>> m = hn.IsingModel.lattice((4, 4), coupling=0.2)
-        >>> out = hn.sample(m, jax.random.key(0), n_samples=50, n_chains=4,
+        >>> out = hn.observe(m, jax.random.key(0), n_samples=50, n_chains=4,
         ...                 observers={"m": hn.observers.Moments()})
         >>> out["m"].n_draws(), out["m"].mean().shape
         (200, (16,))
@@ -377,7 +377,7 @@ def Energy() -> Mean:  # noqa: N802 - reads as an observer type
     Example:
         >>> import jax, hamon_nnx as hn
         >>> m = hn.IsingModel.lattice((4, 4), coupling=0.0)
-        >>> out = hn.sample(m, jax.random.key(0), n_samples=10, n_chains=2,
+        >>> out = hn.observe(m, jax.random.key(0), n_samples=10, n_chains=2,
         ...                 observers={"E": hn.observers.Energy()})
         >>> out["E"].n_draws()
         20

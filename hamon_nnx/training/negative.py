@@ -6,7 +6,7 @@ pytree (so training checkpoints and resumes exactly):
 * `CD(k)`: k Gibbs sweeps started at the data batch (hidden units first
   drawn given the data), no state between steps.
 * `PCD(n_chains, k)`: persistent chains, k sweeps per step.
-* `NRPTNegative(n_chains, rounds, ..., n_ladders)`: persistent tempered
+* `NRPTNegative(n_betas, n_rounds, ..., n_ladders)`: persistent tempered
   ladders; their beta = 1 chains after each round give the negatives, and
   `adapt` moves the shared ladder to equal rejection as the model changes.
 
@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..core import gibbs, schedule, tempering
+from ..deprecation import UNSET, renamed
 from .losses import exact_loss, n_data_variables, visible
 
 
@@ -153,40 +154,46 @@ class NRPTNegative(_Settings):
     """Persistent NRPT ladders; their beta = 1 chains supply the negatives.
 
     Args:
-        n_chains: chains per ladder N.
-        rounds: NRPT rounds per training step; each round's beta = 1 state
+        n_betas: the ladder size N (temperatures, one chain at each).
+        n_rounds: NRPT rounds per training step; each round's beta = 1 state
             of every ladder is one negative, so a step yields
-            `rounds * n_ladders` negatives.
+            `n_rounds * n_ladders` negatives.
         n_explore: Gibbs sweeps per chain per round.
         adapt_every: training steps between ladder adaptations (the trainer
             calls `adapt`); 0 keeps the ladder fixed.
         n_ladders: independent ladders run side by side (vmapped); they
             share one schedule, adapted from their pooled rejection rates.
             More ladders give more, less correlated negatives per step.
+        n_chains, rounds: the old names of `n_betas`, `n_rounds` (deprecated).
 
     Example:
         >>> import hamon_nnx as hn
-        >>> neg = hn.NRPTNegative(n_chains=8, rounds=16, n_ladders=4)
+        >>> neg = hn.NRPTNegative(n_betas=8, n_rounds=16, n_ladders=4)
     """
 
     def __init__(
         self,
-        n_chains: int = 8,
-        rounds: int = 16,
+        n_betas: int = UNSET,
+        n_rounds: int = UNSET,
         n_explore: int = 1,
         adapt_every: int = 50,
         n_ladders: int = 1,
+        *,
+        n_chains: int | None = None,
+        rounds: int | None = None,
     ):
-        self.n_chains = _check_int("n_chains", n_chains, 2)
-        self.rounds = _check_int("rounds", rounds, 1)
+        n_betas = renamed("NRPTNegative", "n_chains", n_chains, "n_betas", n_betas, 8)
+        n_rounds = renamed("NRPTNegative", "rounds", rounds, "n_rounds", n_rounds, 16)
+        self.n_betas = _check_int("n_betas", n_betas, 2)
+        self.n_rounds = _check_int("n_rounds", n_rounds, 1)
         self.n_explore = _check_int("n_explore", n_explore, 1)
         self.adapt_every = _check_int("adapt_every", adapt_every, 0)
         self.n_ladders = _check_int("n_ladders", n_ladders, 1)
 
     def init(self, model, key):
-        x = gibbs.random_states(key, model.blocks, self.n_chains * self.n_ladders)
-        x = x.reshape(self.n_ladders, self.n_chains, -1)
-        ladder = jnp.linspace(0.0, 1.0, self.n_chains, dtype=jnp.float32)
+        x = gibbs.random_states(key, model.blocks, self.n_betas * self.n_ladders)
+        x = x.reshape(self.n_ladders, self.n_betas, -1)
+        ladder = jnp.linspace(0.0, 1.0, self.n_betas, dtype=jnp.float32)
         return NRPTNegativeState(tempering.init(x, ladder))
 
     def sample(self, model, key, state, batch):
@@ -194,11 +201,11 @@ class NRPTNegative(_Settings):
             key,
             state.tempering,
             model,
-            n_rounds=self.rounds,
-            capacity=self.rounds,
+            n_rounds=self.n_rounds,
+            capacity=self.n_rounds,
             n_explore=self.n_explore,
         )
-        cold = info.cold.reshape(self.n_ladders * self.rounds, -1)
+        cold = info.cold.reshape(self.n_ladders * self.n_rounds, -1)
         return visible(model, model.to_natural(cold)), NRPTNegativeState(pt)
 
     def adapt(self, state: NRPTNegativeState) -> NRPTNegativeState:
@@ -214,7 +221,7 @@ class NRPTNegative(_Settings):
 
     def __repr__(self) -> str:
         return (
-            f"NRPTNegative(n_chains={self.n_chains}, rounds={self.rounds}, "
+            f"NRPTNegative(n_betas={self.n_betas}, n_rounds={self.n_rounds}, "
             f"n_explore={self.n_explore}, adapt_every={self.adapt_every}, "
             f"n_ladders={self.n_ladders})"
         )

@@ -1,6 +1,6 @@
 """The model zoo: pretrained models shipped with the package, and named spin models.
 
-* `list()`: every name.
+* `names()`: every name (`list()` is its deprecated old name).
 * `load(name, **kwargs)`: a ready nnx model. Pretrained models are read
   from the checkpoints under `hamon_nnx/zoo/pretrained/` after their
   checksums are verified (a damaged file raises `ZooError`); named physics
@@ -19,7 +19,7 @@ Every pretrained model was trained by `hamon-nnx train configs/NAME.yaml`
 
 Example:
     >>> import hamon_nnx as hn
-    >>> "rbm-digits-16" in hn.zoo.list() and "ising-2d" in hn.zoo.list()
+    >>> "rbm-digits-16" in hn.zoo.names() and "ising-2d" in hn.zoo.names()
     True
     >>> rbm = hn.zoo.load("rbm-digits-16")
     >>> rbm.n_visible, rbm.n_hidden
@@ -32,12 +32,12 @@ Example:
 
 from __future__ import annotations
 
-import builtins
 import copy
 import difflib
 import hashlib
 import json
 import shutil
+import warnings
 from pathlib import Path
 
 from ..training import checkpoint as _checkpoint
@@ -114,22 +114,22 @@ def _index() -> dict:
     return json.loads(file.read_text(encoding="utf-8")).get("models", {})
 
 
-def list() -> builtins.list[str]:  # noqa: A001 - the zoo's public name
+def names() -> list[str]:
     """Every zoo name: the pretrained models, then the named physics models.
 
     Example:
         >>> import hamon_nnx as hn
-        >>> hn.zoo.list()[:2]
+        >>> hn.zoo.names()[:2]
         ['ising-digits', 'potts-digits-4']
     """
-    return sorted(_index()) + builtins.list(_PHYSICS)
+    return sorted(_index()) + [*_PHYSICS]
 
 
 def _unknown(name) -> ValueError:
-    names = list()
-    close = difflib.get_close_matches(str(name), names, n=1, cutoff=0.5)
+    known = names()
+    close = difflib.get_close_matches(str(name), known, n=1, cutoff=0.5)
     hint = f"; did you mean {close[0]!r}?" if close else ""
-    return ValueError(f"unknown zoo model {name!r}{hint} (known: {', '.join(names)})")
+    return ValueError(f"unknown zoo model {name!r}{hint} (known: {', '.join(known)})")
 
 
 def _sha256(path: Path) -> str:
@@ -170,7 +170,7 @@ def load(name: str, **kwargs):
     """A ready model: a verified pretrained checkpoint, or a named physics model.
 
     Args:
-        name: a name from `list()`.
+        name: a name from `names()`.
         **kwargs: for physics models, their constructor's arguments (e.g.
             `size=32, beta="critical"`); pretrained models take none.
 
@@ -329,3 +329,10 @@ def publish(model_path, name: str) -> Path:
     }
     file.write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
     return dest
+
+
+def __getattr__(name: str):
+    if name == "list":  # the old name shadowed the builtin inside the module
+        warnings.warn("hn.zoo.list() is renamed hn.zoo.names()", DeprecationWarning, stacklevel=2)
+        return names
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
