@@ -292,7 +292,7 @@ def cmd_measure(args) -> list[dict]:
             "z": (log_z - exact) / err,
             "seconds": round(seconds, 2),
             "tune_seconds": round(t_tune, 2),
-            "n_chains": plan.n_chains,
+            "n_betas": plan.n_betas,
             "n_explore": plan.n_explore,
             "rounds": report.n_rounds,
             "barrier": report.total_barrier,

@@ -94,7 +94,7 @@ def nrpt_costs(model) -> dict:
     def call():
         return timed(lambda: hn.nrpt(model, key, n_rounds=200, n_betas=16, device="cpu").energy)[1]
 
-    return {"n_chains": 16, "n_rounds": 200, "first_call_s": call(), "second_call_s": call()}
+    return {"n_betas": 16, "n_rounds": 200, "first_call_s": call(), "second_call_s": call()}
 
 
 def autotune_run(model) -> dict:
@@ -108,7 +108,7 @@ def autotune_run(model) -> dict:
     return {
         "autotune_s": tuned,
         "total_with_1000_rounds_s": time.perf_counter() - start,
-        "n_chains": int(plan.n_chains),
+        "n_betas": int(plan.n_betas),
         "n_explore": int(plan.n_explore),
         "log_z": float(log_z),
         "log_z_stderr": float(stderr),
