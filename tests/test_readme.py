@@ -33,6 +33,13 @@ def check_quickstart(out, path):
     assert abs(float(log_z) - float(exact)) < 5 * float(stderr) + 1e-3
 
 
+def check_core(out, path):
+    words = out.split()
+    got, want = float(words[words.index("correlation") + 1]), float(words[-1])
+    # 256 chains x 300 draws, correlated: a loose 4-sigma band (sd about 0.004)
+    assert abs(got - want) < 0.016, (got, want)
+
+
 def check_custom(out, path):
     assert "ModelCheck" in out
 
@@ -44,6 +51,7 @@ CHECKS = {
     'checkpoint_dir="runs/rbm"': check_training,
     "negative=hn.CD(k=25)": check_quickstart,
     "class Ring(hn.EnergyModel)": check_custom,
+    "gibbs.step(jax.random.key(0), state, Ring()": check_core,
 }
 
 
