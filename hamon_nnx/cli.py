@@ -203,7 +203,6 @@ def _grid_indices(n_draws: int, count: int):
 
 def _sample(args) -> int:
     import jax
-    import numpy as np
 
     import hamon_nnx as hn
 
@@ -211,53 +210,92 @@ def _sample(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     key = jax.random.key(args.seed)
-    stages = ["tuning NRPT", "sampling", "pictures"]
-    if args.method == "gibbs":
-        stages = ["Gibbs sampling", "pictures"]
-    if args.scan:
-        stages.append("beta scan")
-    bar = _stages(stages, not args.no_progress)
-    files = {}
-    report = None
+    bar = _stages(_sample_stage_names(args), not args.no_progress)
     start = time.perf_counter()
     try:
-        if args.method == "nrpt":
-            plan = hn.autotune(target.model, key, max_rounds=args.max_rounds)
-            _advance(bar, "sampling")
-            samples = np.asarray(plan.sample(jax.random.fold_in(key, 1), args.n))
-            report = plan.report()
-        else:
-            samples = np.asarray(
-                hn.sample(
-                    target.model, key, n_samples=args.n, n_chains=args.chains, n_warmup=args.warmup
-                )  # fmt: skip
-            )
+        samples, report = _draw_samples(target, args, key, bar)
         _advance(bar, "pictures")
-        np.save(out / "samples.npy", samples)
-        files["samples"] = str(out / "samples.npy")
-        plt = hn.plots._pyplot()
-        if target.image_shape is not None:
-            flat = samples.reshape(-1, samples.shape[-1])
-            pick = flat[_grid_indices(len(flat), 64)]
-            levels = getattr(target.model, "q", None)
-            fig = hn.plots.plot_samples(
-                pick, target.image_shape, out / "samples.png", levels=levels,
-                title=f"{target.label}: {args.method.upper()} samples (evenly spaced draws)",
-            )  # fmt: skip
-            plt.close(fig)
-            files["samples_png"] = str(out / "samples.png")
-        if report is not None:
-            fig = hn.plots.plot_barrier(report, out / "barrier.png")
-            plt.close(fig)
-            files["barrier_png"] = str(out / "barrier.png")
+        files = _write_samples(target, args, out, samples, report)
         if args.scan:
             _advance(bar, "beta scan")
-            files.update(_scan(target, args, key, out, plt))
+            files.update(_scan(target, args, key, out, hn.plots._pyplot()))
         _advance(bar)
     finally:
         if bar is not None:
             bar.close()
     seconds = time.perf_counter() - start
+    summary = _sample_summary(target, args, samples, report, files, seconds)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        _print_sample(target, samples, report, summary, seconds)
+    return 0
+
+
+def _sample_stage_names(args) -> list[str]:
+    """The progress stages of `sample` for its --method and --scan."""
+    stages = ["tuning NRPT", "sampling", "pictures"]
+    if args.method == "gibbs":
+        stages = ["Gibbs sampling", "pictures"]
+    if args.scan:
+        stages.append("beta scan")
+    return stages
+
+
+def _draw_samples(target: Target, args, key, bar):
+    """(samples (chain, draw, variable), NRPT report or None) by autotuned NRPT or Gibbs."""
+    import jax
+    import numpy as np
+
+    import hamon_nnx as hn
+
+    if args.method == "nrpt":
+        plan = hn.autotune(target.model, key, max_rounds=args.max_rounds)
+        _advance(bar, "sampling")
+        samples = np.asarray(plan.sample(jax.random.fold_in(key, 1), args.n))
+        return samples, plan.report()
+    samples = np.asarray(
+        hn.sample(
+            target.model, key, n_samples=args.n, n_chains=args.chains, n_warmup=args.warmup
+        )  # fmt: skip
+    )
+    return samples, None
+
+
+def _write_samples(target: Target, args, out: Path, samples, report) -> dict:
+    """Write samples.npy, samples.png (image models) and barrier.png (NRPT); their paths."""
+    import numpy as np
+
+    import hamon_nnx as hn
+
+    files = {}
+    np.save(out / "samples.npy", samples)
+    files["samples"] = str(out / "samples.npy")
+    plt = hn.plots._pyplot()
+    if target.image_shape is not None:
+        flat = samples.reshape(-1, samples.shape[-1])
+        pick = flat[_grid_indices(len(flat), 64)]
+        levels = getattr(target.model, "q", None)
+        fig = hn.plots.plot_samples(
+            pick, target.image_shape, out / "samples.png", levels=levels,
+            title=f"{target.label}: {args.method.upper()} samples (evenly spaced draws)",
+        )  # fmt: skip
+        plt.close(fig)
+        files["samples_png"] = str(out / "samples.png")
+    if report is not None:
+        fig = hn.plots.plot_barrier(report, out / "barrier.png")
+        plt.close(fig)
+        files["barrier_png"] = str(out / "barrier.png")
+    return files
+
+
+def _sample_summary(target: Target, args, samples, report, files: dict, seconds: float) -> dict:
+    """The summary of `sample`: shape, mean energy, ESS of the energy, time, files, NRPT report."""
+    import numpy as np
+
+    import hamon_nnx as hn
+
     energy = np.asarray(target.model.energy(samples), np.float64)
     ess = float(np.min(hn.effective_sample_size(energy[..., None]))) if samples.shape[1] > 8 else 0
     summary = {
@@ -271,18 +309,18 @@ def _sample(args) -> int:
     }
     if report is not None:
         summary["nrpt"] = _report_dict(report)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    if args.json:
-        print(json.dumps(summary, indent=2))
-    else:
-        print(f"{target.label}: {samples.shape[1]} draws x {samples.shape[0]} chain(s) of "
-              f"{samples.shape[2]} variables in {seconds:.1f} s; mean energy "
-              f"{summary['mean_energy']:.4f}, ESS(energy) {ess:.0f}")  # fmt: skip
-        if report is not None:
-            print(str(report))
-        for path in files.values():
-            print(f"  wrote {path}")
-    return 0
+    return summary
+
+
+def _print_sample(target: Target, samples, report, summary: dict, seconds: float) -> None:
+    """The human-readable report of `sample` on stdout."""
+    print(f"{target.label}: {samples.shape[1]} draws x {samples.shape[0]} chain(s) of "
+          f"{samples.shape[2]} variables in {seconds:.1f} s; mean energy "
+          f"{summary['mean_energy']:.4f}, ESS(energy) {summary['ess_energy']:.0f}")  # fmt: skip
+    if report is not None:
+        print(str(report))
+    for path in summary["files"].values():
+        print(f"  wrote {path}")
 
 
 def _report_dict(report) -> dict:
@@ -415,6 +453,17 @@ def _zoo(args) -> int:
 
 
 # -- demo -------------------------------------------------------------------------
+_DEMO_STAGES = [
+    "data",
+    "training",
+    "checkpoint",
+    "tuning NRPT",
+    "sampling",
+    "evaluation",
+    "pictures",
+]
+
+
 def _demo(args) -> int:
     """Train an RBM on the 8x8 digits, checkpoint it, sample it with NRPT, draw it.
 
@@ -427,119 +476,190 @@ def _demo(args) -> int:
     """
     import jax
     import numpy as np
-    import optax
-    from flax import nnx
 
     import hamon_nnx as hn
 
+    quick, epochs, n_samples, max_rounds = _demo_settings(args)
+    out = _fresh_demo_dir(Path(args.out))
+    progress = not args.no_progress and sys.stderr.isatty()
+    clock = _StageClock(_DEMO_STAGES, progress)
+    try:
+        data = hn.data.digits()
+        clock.done("data", "training")
+        rbm, history, training = _demo_train(args, data, out, epochs, quick, progress)
+        clock.done("training", "checkpoint")
+        path, reloaded = _demo_checkpoint(rbm, out)
+        clock.done("checkpoint", "tuning NRPT")
+        key = jax.random.key(args.seed)
+        plan = hn.autotune(reloaded, key, max_rounds=max_rounds)
+        clock.done("tuning NRPT", "sampling")
+        samples = np.asarray(plan.sample(jax.random.fold_in(key, 1), n_samples))
+        report = plan.report()
+        clock.done("sampling", "evaluation")
+        test_ll, log_z = _demo_log_likelihoods(reloaded, plan, data.test)
+        clock.done("evaluation", "pictures")
+        pictures = _demo_pictures(args, out, data, reloaded, history, samples, n_samples, report)
+        np.save(out / "samples.npy", samples)
+        clock.done("pictures", None)
+    finally:
+        clock.close()
+    summary = _demo_summary(args, out, clock, path, training, test_ll, log_z, report, pictures)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    _print_demo(args, out, summary, report, pictures, len(data.test))
+    return 0
+
+
+class _StageClock:
+    """Seconds spent in each named stage of a long command, shown on a `_stages` bar."""
+
+    def __init__(self, names: list[str], enabled: bool):
+        """Open the bar over `names` (when enabled) and start the clock."""
+        self.bar = _stages(names, enabled)
+        self.times: dict[str, float] = {}
+        self.start = time.perf_counter()
+
+    def done(self, stage: str, next_name: str | None) -> None:
+        """Record the seconds `stage` took (since the previous stage) and move the bar on."""
+        self.times[stage] = round(time.perf_counter() - self.start - sum(self.times.values()), 2)
+        _advance(self.bar, next_name)
+
+    def close(self) -> None:
+        """Close the bar, if there is one."""
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _demo_settings(args) -> tuple[bool, int, int, int]:
+    """(quick, epochs, NRPT draws, NRPT tuning rounds): --quick or HAMON_DEMO_QUICK=1 shrink them."""
     quick = args.quick or os.environ.get("HAMON_DEMO_QUICK") == "1"
     epochs = args.epochs if args.epochs is not None else (2 if quick else 600)
     n_samples = 100 if quick else 4000
     max_rounds = 32 if quick else 1024
-    out = Path(args.out)
+    return quick, epochs, n_samples, max_rounds
+
+
+def _fresh_demo_dir(out: Path) -> Path:
+    """Create the output directory, removing the training checkpoints of an earlier demo."""
     out.mkdir(parents=True, exist_ok=True)
     if (out / "training").is_dir():  # checkpoints of an earlier demo would shadow this run's
         import shutil
 
         shutil.rmtree(out / "training")
-    progress = not args.no_progress and sys.stderr.isatty()
-    stages = ["data", "training", "checkpoint", "tuning NRPT", "sampling", "evaluation", "pictures"]
-    bar = _stages(stages, progress)
-    times = {}
-    t0 = time.perf_counter()
+    return out
 
-    def done(stage, nxt):
-        times[stage] = round(time.perf_counter() - t0 - sum(times.values()), 2)
-        _advance(bar, nxt)
 
-    try:
-        data = hn.data.digits()
-        done("data", "training")
-        rbm = hn.RBM(64, args.hidden, rngs=nnx.Rngs(args.seed))
-        rbm.init_visible_bias(data.train)
-        trainer = hn.Trainer(
-            rbm, optax.adam(0.03), negative=hn.CD(k=25),
-            checkpoint_dir=out / "training", seed=args.seed,
-            eval_every=epochs if quick else max(epochs // 10, 1), progress=progress,
-        )  # fmt: skip
-        # full batches: one step per epoch (see benchmarks/train_rbm.py for the choice)
-        history = trainer.fit(
-            data.train, epochs=epochs, batch_size=len(data.train), eval_data=data.test
-        )
-        done("training", "checkpoint")
-        path = hn.save(rbm, out / "model", overwrite=True,
-                       metadata={"data": {"name": "digits", "image_shape": [8, 8]},
-                                 "command": "hamon-nnx demo"})  # fmt: skip
-        reloaded = hn.load(path)
-        same = bool(np.array_equal(np.asarray(reloaded.W[...]), np.asarray(rbm.W[...])))
-        if not same:  # pragma: no cover - would be a checkpoint bug
-            raise RuntimeError("the reloaded checkpoint differs from the trained model")
-        done("checkpoint", "tuning NRPT")
-        key = jax.random.key(args.seed)
-        plan = hn.autotune(reloaded, key, max_rounds=max_rounds)
-        done("tuning NRPT", "sampling")
-        samples = np.asarray(plan.sample(jax.random.fold_in(key, 1), n_samples))
-        report = plan.report()
-        done("sampling", "evaluation")
-        log_z_exact = hn.exact.log_partition(reloaded)
-        log_z, log_z_err = plan.log_z()
-        from hamon_nnx import runs
+def _demo_train(args, data, out: Path, epochs: int, quick: bool, progress: bool):
+    """Train the demo RBM (CD-25, full batches): (model, history, summary of the training)."""
+    import optax
+    from flax import nnx
 
-        ll = runs.log_likelihoods(reloaded, data.test, log_z_exact)
-        ll_mean, ll_spread = float(ll.mean()), float(ll.std(ddof=1) / np.sqrt(len(ll)))
-        ll_nrpt = float(ll.mean() + log_z_exact - log_z)
-        done("evaluation", "pictures")
-        plt = hn.plots._pyplot()
-        pictures = {
-            "data.png": lambda p: hn.plots.plot_samples(data.test[:64], (8, 8), p,
-                                                        title="test digits (binarized)"),
-            "samples.png": lambda p: hn.plots.plot_samples(
-                samples.reshape(-1, samples.shape[-1])[_grid_indices(n_samples, 64)], (8, 8), p,
-                title="RBM samples (NRPT, beta = 1 chain, evenly spaced draws)"),
-            "filters.png": lambda p: hn.plots.plot_filters(reloaded, (8, 8), p),
-            "training.png": lambda p: hn.plots.plot_training_curves(
-                history, p, title=f"RBM 64x{args.hidden}, CD-25, full batches"),
-            "barrier.png": lambda p: hn.plots.plot_barrier(report, p),
-        }  # fmt: skip
-        for name, draw in pictures.items():
-            plt.close(draw(out / name))
-        np.save(out / "samples.npy", samples)
-        done("pictures", None)
-    finally:
-        if bar is not None:
-            bar.close()
+    import hamon_nnx as hn
+
+    rbm = hn.RBM(64, args.hidden, rngs=nnx.Rngs(args.seed))
+    rbm.init_visible_bias(data.train)
+    trainer = hn.Trainer(
+        rbm, optax.adam(0.03), negative=hn.CD(k=25),
+        checkpoint_dir=out / "training", seed=args.seed,
+        eval_every=epochs if quick else max(epochs // 10, 1), progress=progress,
+    )  # fmt: skip
+    # full batches: one step per epoch (see benchmarks/train_rbm.py for the choice)
+    history = trainer.fit(
+        data.train, epochs=epochs, batch_size=len(data.train), eval_data=data.test
+    )
+    training = {"epochs": epochs, "steps": trainer.step, "final_loss": history["loss"][-1]}
+    return rbm, history, training
+
+
+def _demo_checkpoint(rbm, out: Path):
+    """Save the RBM to OUT/model and reload it, checking the weights: (path, reloaded model)."""
+    import numpy as np
+
+    import hamon_nnx as hn
+
+    path = hn.save(rbm, out / "model", overwrite=True,
+                   metadata={"data": {"name": "digits", "image_shape": [8, 8]},
+                             "command": "hamon-nnx demo"})  # fmt: skip
+    reloaded = hn.load(path)
+    same = bool(np.array_equal(np.asarray(reloaded.W[...]), np.asarray(rbm.W[...])))
+    if not same:  # pragma: no cover - would be a checkpoint bug
+        raise RuntimeError("the reloaded checkpoint differs from the trained model")
+    return path, reloaded
+
+
+def _demo_log_likelihoods(model, plan, test) -> tuple[dict, dict]:
+    """(test log-likelihood, log Z) summaries: exact, and from the NRPT stepping-stone log Z."""
+    import numpy as np
+
+    import hamon_nnx as hn
+    from hamon_nnx import runs
+
+    log_z_exact = hn.exact.log_partition(model)
+    log_z, log_z_err = plan.log_z()
+    ll = runs.log_likelihoods(model, test, log_z_exact)
+    test_ll = {
+        "exact": float(ll.mean()),
+        "spread_stderr": float(ll.std(ddof=1) / np.sqrt(len(ll))),
+        "nrpt": float(ll.mean() + log_z_exact - log_z),
+        "nrpt_stderr": log_z_err,
+    }
     z = (log_z - log_z_exact) / log_z_err if log_z_err > 0 else float("nan")
-    summary = {
+    return test_ll, {"exact": log_z_exact, "nrpt": log_z, "nrpt_stderr": log_z_err, "z": z}
+
+
+def _demo_pictures(args, out: Path, data, model, history, samples, n_samples, report) -> list:
+    """Draw data.png, samples.png, filters.png, training.png and barrier.png; their names."""
+    import hamon_nnx as hn
+
+    plt = hn.plots._pyplot()
+    pictures = {
+        "data.png": lambda p: hn.plots.plot_samples(data.test[:64], (8, 8), p,
+                                                    title="test digits (binarized)"),
+        "samples.png": lambda p: hn.plots.plot_samples(
+            samples.reshape(-1, samples.shape[-1])[_grid_indices(n_samples, 64)], (8, 8), p,
+            title="RBM samples (NRPT, beta = 1 chain, evenly spaced draws)"),
+        "filters.png": lambda p: hn.plots.plot_filters(model, (8, 8), p),
+        "training.png": lambda p: hn.plots.plot_training_curves(
+            history, p, title=f"RBM 64x{args.hidden}, CD-25, full batches"),
+        "barrier.png": lambda p: hn.plots.plot_barrier(report, p),
+    }  # fmt: skip
+    for name, draw in pictures.items():
+        plt.close(draw(out / name))
+    return list(pictures)
+
+
+def _demo_summary(args, out, clock, path, training, test_ll, log_z, report, pictures) -> dict:
+    """The demo's summary.json: model, training, log-likelihood, log Z, NRPT, times, files."""
+    return {
         "model": f"RBM 64 visible x {args.hidden} hidden, digits (binarized, 1438 train images)",
-        "training": {"epochs": epochs, "steps": trainer.step, "final_loss": history["loss"][-1]},
-        "test_log_likelihood": {
-            "exact": ll_mean,
-            "spread_stderr": ll_spread,
-            "nrpt": ll_nrpt,
-            "nrpt_stderr": log_z_err,
-        },  # fmt: skip
-        "log_z": {"exact": log_z_exact, "nrpt": log_z, "nrpt_stderr": log_z_err, "z": z},
+        "training": training,
+        "test_log_likelihood": test_ll,
+        "log_z": log_z,
         "nrpt": _report_dict(report),
-        "seconds": times,
-        "total_seconds": round(time.perf_counter() - t0, 1),
+        "seconds": clock.times,
+        "total_seconds": round(time.perf_counter() - clock.start, 1),
         "out": str(out.resolve()),
         "checkpoint": str(path),
         "pictures": sorted(str(out / n) for n in pictures),
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    if args.json:
-        print(json.dumps(summary, indent=2))
-        return 0
+
+
+def _print_demo(args, out: Path, summary: dict, report, pictures: list, n_test: int) -> None:
+    """The demo's human-readable report on stdout."""
+    training, ll, log_z = summary["training"], summary["test_log_likelihood"], summary["log_z"]
     print(f"hamon-nnx demo: RBM 64x{args.hidden} on the binarized 8x8 digits")
-    print(f"  trained {epochs} epochs ({trainer.step} steps, CD-25, full batches) in {times['training']} s; "
-          f"checkpoint {path} (reloaded, identical)")  # fmt: skip
-    print(f"  test log-likelihood {ll_mean:.3f} nats/image (exact; spread over "
-          f"{len(ll)} images +- {ll_spread:.3f})")  # fmt: skip
-    print(f"  log Z: NRPT {log_z:.4f} +- {log_z_err:.4f}, exact {log_z_exact:.4f} (z = {z:+.2f})")
+    print(f"  trained {training['epochs']} epochs ({training['steps']} steps, CD-25, full batches) "
+          f"in {summary['seconds']['training']} s; "
+          f"checkpoint {summary['checkpoint']} (reloaded, identical)")  # fmt: skip
+    print(f"  test log-likelihood {ll['exact']:.3f} nats/image (exact; spread over "
+          f"{n_test} images +- {ll['spread_stderr']:.3f})")  # fmt: skip
+    print(f"  log Z: NRPT {log_z['nrpt']:.4f} +- {log_z['nrpt_stderr']:.4f}, "
+          f"exact {log_z['exact']:.4f} (z = {log_z['z']:+.2f})")  # fmt: skip
     print(str(report))
     print(f"  pictures in {out}: " + ", ".join(pictures))
     print(f"  total {summary['total_seconds']} s")
-    return 0
 
 
 # -- parser -----------------------------------------------------------------------

@@ -303,62 +303,92 @@ def evaluate(
     key = jax.random.key(0) if key is None else key
     metrics: dict = {}
     report = None
-    bar = None
     if method != "none":
-        use_exact = method == "exact" or (method == "auto" and _enumerable(model))
-        if use_exact and not _enumerable(model):
-            raise ValueError(
-                f"exact log-likelihood needs an enumerable model; this {type(model).__name__} "
-                "is too large (use nrpt)"
-            )
-        n_runs = (0 if use_exact else repeats) + (repeats if use_exact and cross_check else 0)
-        if progress and n_runs:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=n_runs, desc="NRPT log Z", leave=False, file=sys.stderr)
-        try:
-            if use_exact:
-                log_z = {"value": float(exact.log_partition(model)), "stderr": 0.0}
-                log_z["method"] = "exact"
-                if cross_check:
-                    check, report = nrpt_log_partition(
-                        model, key, n_samples=n_samples, max_rounds=max_rounds, repeats=repeats,
-                        progress=bar,
-                    )  # fmt: skip
-                    check["z_score"] = (check["value"] - log_z["value"]) / max(
-                        check["stderr"], 1e-12
-                    )
-                    metrics["log_z_nrpt_check"] = check
-            else:
-                log_z, report = nrpt_log_partition(
-                    model, key, n_samples=n_samples, max_rounds=max_rounds, repeats=repeats,
-                    progress=bar,
-                )  # fmt: skip
-        finally:
-            if bar is not None:
-                bar.close()
+        log_z, check, report = _estimate_log_z(
+            model, key, use_exact=_use_exact(model, method), cross_check=cross_check,
+            progress=progress, n_samples=n_samples, max_rounds=max_rounds, repeats=repeats,
+        )  # fmt: skip
+        if check is not None:
+            metrics["log_z_nrpt_check"] = check
         metrics["log_z"] = log_z
-        for split, x in (("test", test), ("train", train)):
-            if x is None or len(x) == 0:
-                continue
-            value, data_stderr = _mean_and_stderr(log_likelihoods(model, x, log_z["value"]))
-            metrics[f"{split}_log_likelihood"] = {
-                "value": value,
-                "stderr": log_z["stderr"],
-                "data_stderr": data_stderr,
-                "method": log_z["method"],
-                "n": int(len(x)),
-            }
-    if test is not None and len(test) and not _categorical(model):
+        metrics.update(_log_likelihood_metrics(model, log_z, (("test", test), ("train", train))))
+    metrics.update(_test_diagnostics(model, test))
+    return metrics, report
+
+
+def _use_exact(model, method: str) -> bool:
+    """Whether `evaluate` sums log Z exactly; raises when "exact" is asked of a too-large model."""
+    use_exact = method == "exact" or (method == "auto" and _enumerable(model))
+    if use_exact and not _enumerable(model):
+        raise ValueError(
+            f"exact log-likelihood needs an enumerable model; this {type(model).__name__} "
+            "is too large (use nrpt)"
+        )
+    return use_exact
+
+
+def _nrpt_bar(total: int, progress: bool):
+    """A tqdm bar over `total` NRPT log Z runs (None when disabled or there are none)."""
+    if not (progress and total):
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="NRPT log Z", leave=False, file=sys.stderr)
+
+
+def _estimate_log_z(model, key, *, use_exact, cross_check, progress, **nrpt) -> tuple:
+    """(log Z dict, NRPT cross-check of an exact log Z or None, last NRPT report or None)."""
+    repeats = nrpt["repeats"]
+    n_runs = (0 if use_exact else repeats) + (repeats if use_exact and cross_check else 0)
+    bar = _nrpt_bar(n_runs, progress)
+    check = report = None
+    try:
+        if use_exact:
+            log_z = {"value": float(exact.log_partition(model)), "stderr": 0.0}
+            log_z["method"] = "exact"
+            if cross_check:
+                check, report = nrpt_log_partition(model, key, **nrpt, progress=bar)
+                check["z_score"] = (check["value"] - log_z["value"]) / max(check["stderr"], 1e-12)
+        else:
+            log_z, report = nrpt_log_partition(model, key, **nrpt, progress=bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    return log_z, check, report
+
+
+def _log_likelihood_metrics(model, log_z: dict, splits) -> dict:
+    """`{split}_log_likelihood` for each non-empty (split, data): mean, both error bars, n."""
+    metrics = {}
+    for split, x in splits:
+        if x is None or len(x) == 0:
+            continue
+        value, data_stderr = _mean_and_stderr(log_likelihoods(model, x, log_z["value"]))
+        metrics[f"{split}_log_likelihood"] = {
+            "value": value,
+            "stderr": log_z["stderr"],
+            "data_stderr": data_stderr,
+            "method": log_z["method"],
+            "n": int(len(x)),
+        }
+    return metrics
+
+
+def _test_diagnostics(model, test) -> dict:
+    """Pseudo-log-likelihood (non-categorical models) and reconstruction error (RBMs) on `test`."""
+    metrics = {}
+    if test is None or not len(test):
+        return metrics
+    if not _categorical(model):
         from .training.metrics import pseudo_log_likelihood
 
         pll = pseudo_log_likelihood(model, test)
         metrics["test_pseudo_log_likelihood"] = {"value": float(pll), "n": int(len(test))}
-    if test is not None and len(test) and hasattr(model, "hidden_logits"):
+    if hasattr(model, "hidden_logits"):
         from .training.metrics import reconstruction_error
 
         metrics["test_reconstruction_error"] = {"value": reconstruction_error(model, test)}
-    return metrics, report
+    return metrics
 
 
 def _categorical(model) -> bool:
@@ -445,13 +475,35 @@ def train(
         # a fresh run: stale checkpoints of an earlier run would shadow this run's steps
         shutil.rmtree(out / TRAINING_DIR)
     trainer = build_trainer(cfg, model, checkpoint_dir=out / TRAINING_DIR, progress=progress)
+    log(_training_line(cfg, model, data))
+    history, seconds = _fit(cfg, trainer, data, resume)
+    log(f"[{cfg.name}] trained in {seconds:.1f} s ({trainer.step} steps); evaluating")
+    metrics, report = _evaluate_run(cfg, model, data, progress)
+    metadata = metadata_for(
+        cfg, data, command=command, history=history, metrics=metrics, seconds=seconds,
+        steps=trainer.step,
+    )  # fmt: skip
+    path = checkpoint.save(model, model_path, metadata=metadata, overwrite=overwrite)
+    for line in format_metrics(metrics):
+        log(f"[{cfg.name}] {line}")
+    log(f"[{cfg.name}] saved {path}")
+    return RunResult(model, path, history, metrics, metadata, data, report)
+
+
+def _training_line(cfg: config_lib.RunConfig, model, data: RunData) -> str:
+    """The log line announcing a run: model, data sizes, epochs, batch, optimizer, negative phase."""
     t = cfg.training
-    log(
+    return (
         f"[{cfg.name}] training {type(model).__name__} ({model.n_variables} variables) on "
         f"{data.name} ({len(data.train)} train / {len(data.test)} test): {t.epochs} epochs, "
         f"batch {t.batch_size}, {t.optimizer} lr {t.learning_rate:g}, "
         f"{build_negative(t.negative)!r}"
     )
+
+
+def _fit(cfg: config_lib.RunConfig, trainer, data: RunData, resume: bool) -> tuple[dict, float]:
+    """Run `trainer.fit` as the config's training section says: (history, seconds taken)."""
+    t = cfg.training
     start = time.perf_counter()
     history = trainer.fit(
         data.train,
@@ -460,10 +512,13 @@ def train(
         eval_data=data.test if t.eval_every else None,
         resume=resume,
     )
-    seconds = time.perf_counter() - start
-    log(f"[{cfg.name}] trained in {seconds:.1f} s ({trainer.step} steps); evaluating")
+    return history, time.perf_counter() - start
+
+
+def _evaluate_run(cfg: config_lib.RunConfig, model, data: RunData, progress: bool) -> tuple:
+    """`evaluate` a trained model on its run's data as the config's evaluation section says."""
     e = cfg.evaluation
-    metrics, report = evaluate(
+    return evaluate(
         model,
         data.test,
         data.train,
@@ -475,15 +530,6 @@ def train(
         cross_check=e.cross_check,
         progress=progress,
     )
-    metadata = metadata_for(
-        cfg, data, command=command, history=history, metrics=metrics, seconds=seconds,
-        steps=trainer.step,
-    )  # fmt: skip
-    path = checkpoint.save(model, model_path, metadata=metadata, overwrite=overwrite)
-    for line in format_metrics(metrics):
-        log(f"[{cfg.name}] {line}")
-    log(f"[{cfg.name}] saved {path}")
-    return RunResult(model, path, history, metrics, metadata, data, report)
 
 
 def format_metrics(metrics: dict) -> list[str]:

@@ -213,6 +213,80 @@ def _replace(new: Path, path: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def _checked_metadata_and_config(model: EnergyModel, metadata) -> tuple[dict, dict]:
+    """(metadata, config) checked JSON-serialisable, config as `load` will read it back."""
+    metadata = {} if metadata is None else metadata
+    if not isinstance(metadata, dict):
+        raise TypeError(f"metadata must be a dict, got {type(metadata).__name__}")
+    _check_json("metadata", metadata)
+    config = model.config()
+    _check_json(f"{type(model).__name__}.config()", config)
+    return metadata, json.loads(json.dumps(config))  # exactly what load() will see
+
+
+def _checked_state(model: EnergyModel, config: dict):
+    """The model's nnx.State, once `config` is known to rebuild a model of the same structure."""
+    graphdef, state = nnx.split(model)
+    try:
+        abstract_graphdef, abstract_state = _abstract(config)
+    except Exception as err:
+        raise ValueError(
+            f"{type(model).__name__}.config() does not rebuild the model: {err}"
+        ) from err
+    if abstract_graphdef != graphdef or _shapes(abstract_state) != _shapes(state):
+        raise ValueError(
+            f"{type(model).__name__}.config() rebuilds a model of another structure "
+            "(graphdef or parameter shapes differ); fix its config()/from_config()"
+        )
+    return state
+
+
+def _check_target(path: Path, overwrite: bool) -> None:
+    """Raise FileExistsError unless `save` may put a checkpoint at `path`."""
+    if path.is_file() or (path.is_symlink() and not path.is_dir()):
+        raise FileExistsError(f"{path} is a file, not a checkpoint directory; not replacing it")
+    if path.is_dir() and any(path.iterdir()):
+        if not overwrite:
+            raise FileExistsError(
+                f"checkpoint {path} already exists; pass overwrite=True to replace it"
+            )
+        if not (path / MODEL_FILE).is_file():
+            raise FileExistsError(
+                f"{path} is a non-empty directory without {MODEL_FILE}, not a hamon-nnx "
+                "checkpoint; refusing to replace it"
+            )
+
+
+def _info(ocp, config: dict, metadata: dict, state_dir: Path) -> dict:
+    """The content of model.json for the state written at `state_dir`."""
+    from ..version import __version__
+
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "hamon_nnx_version": __version__,
+        "orbax_checkpoint_version": getattr(ocp, "__version__", "unknown"),
+        "saved_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "config": config,
+        "metadata": metadata,
+        "state_sha256": state_checksum(state_dir),
+    }
+
+
+def _write(tmp: Path, state, config: dict, metadata: dict) -> None:
+    """Write the state and model.json into directory `tmp` and fsync them."""
+    ocp = _orbax()
+    with ocp.StandardCheckpointer() as checkpointer:
+        checkpointer.save(tmp / STATE_DIR, nnx.to_pure_dict(state))
+        checkpointer.wait_until_finished()
+    info = _info(ocp, config, metadata, tmp / STATE_DIR)
+    with open(tmp / MODEL_FILE, "w", encoding="utf-8") as f:
+        f.write(_dumps(info))
+        f.flush()
+        os.fsync(f.fileno())
+    _fsync_dir(tmp)
+
+
 def save(
     model: EnergyModel, path, *, metadata: dict | None = None, overwrite: bool = False
 ) -> Path:
@@ -237,68 +311,18 @@ def save(
         ValueError: the model's config does not rebuild a model of the same
             structure (a bug in a custom model's `config`/`from_config`).
     """
-    from ..version import __version__
-
     if not isinstance(model, EnergyModel):
         raise TypeError(f"model must be a hamon-nnx EnergyModel, got {type(model).__name__}")
     path = _absolute(path)
-    metadata = {} if metadata is None else metadata
-    if not isinstance(metadata, dict):
-        raise TypeError(f"metadata must be a dict, got {type(metadata).__name__}")
-    _check_json("metadata", metadata)
-    config = model.config()
-    _check_json(f"{type(model).__name__}.config()", config)
-    config = json.loads(json.dumps(config))  # exactly what load() will see
-
-    graphdef, state = nnx.split(model)
-    try:
-        abstract_graphdef, abstract_state = _abstract(config)
-    except Exception as err:
-        raise ValueError(
-            f"{type(model).__name__}.config() does not rebuild the model: {err}"
-        ) from err
-    if abstract_graphdef != graphdef or _shapes(abstract_state) != _shapes(state):
-        raise ValueError(
-            f"{type(model).__name__}.config() rebuilds a model of another structure "
-            "(graphdef or parameter shapes differ); fix its config()/from_config()"
-        )
-
-    if path.is_file() or (path.is_symlink() and not path.is_dir()):
-        raise FileExistsError(f"{path} is a file, not a checkpoint directory; not replacing it")
-    if path.is_dir() and any(path.iterdir()):
-        if not overwrite:
-            raise FileExistsError(
-                f"checkpoint {path} already exists; pass overwrite=True to replace it"
-            )
-        if not (path / MODEL_FILE).is_file():
-            raise FileExistsError(
-                f"{path} is a non-empty directory without {MODEL_FILE}, not a hamon-nnx "
-                "checkpoint; refusing to replace it"
-            )
+    metadata, config = _checked_metadata_and_config(model, metadata)
+    state = _checked_state(model, config)
+    _check_target(path, overwrite)
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.saving-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
-        ocp = _orbax()
-        with ocp.StandardCheckpointer() as checkpointer:
-            checkpointer.save(tmp / STATE_DIR, nnx.to_pure_dict(state))
-            checkpointer.wait_until_finished()
-        info = {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "hamon_nnx_version": __version__,
-            "orbax_checkpoint_version": getattr(ocp, "__version__", "unknown"),
-            "saved_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-            "config": config,
-            "metadata": metadata,
-            "state_sha256": state_checksum(tmp / STATE_DIR),
-        }
-        with open(tmp / MODEL_FILE, "w", encoding="utf-8") as f:
-            f.write(_dumps(info))
-            f.flush()
-            os.fsync(f.fileno())
-        _fsync_dir(tmp)
+        _write(tmp, state, config, metadata)
         _replace(tmp, path)
         _fsync_dir(path.parent)
     except BaseException:

@@ -32,6 +32,7 @@ from .. import exact
 from ..core import device as device_lib
 from ..core import tempering
 from ..models.base import EnergyModel
+from ..sampling import _check_count
 from . import metrics as metric_lib
 from .losses import check_data, contrastive_loss
 from .negative import PCD, ExactNegative
@@ -266,45 +267,14 @@ class Trainer:
         self.tx = optimizer
         self.optimizer = nnx.Optimizer(model, optimizer, wrt=nnx.Param)
         self.negative = PCD() if negative is None else negative
-        self.checkpoint_dir = None if checkpoint_dir is None else os.path.abspath(checkpoint_dir)
-        for name, value in (("checkpoint_every", checkpoint_every), ("max_to_keep", max_to_keep)):
-            if isinstance(value, bool) or int(value) != value or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-        self.checkpoint_every = int(checkpoint_every)
-        self.max_to_keep = int(max_to_keep)
-        self._manager = None
+        self._init_checkpoints(checkpoint_dir, checkpoint_every, max_to_keep)
         self.seed = int(seed)
         init_key, self.key = jax.random.split(jax.random.key(self.seed))
         self.callbacks = tuple(callbacks)
         self.step_callbacks = tuple(step_callbacks)
-        if isinstance(eval_every, bool) or int(eval_every) != eval_every or eval_every < 0:
-            raise ValueError(f"eval_every must be an integer >= 0, got {eval_every!r}")
-        self.eval_every = int(eval_every)
-        if log_likelihood not in LOG_LIKELIHOOD_MODES:
-            raise ValueError(
-                f"log_likelihood must be one of {LOG_LIKELIHOOD_MODES}, got {log_likelihood!r}"
-            )
-        if log_likelihood == "exact":
-            exact.check_enumerable(model, "log_likelihood='exact' (use 'estimate')")
-        if isinstance(negative, ExactNegative):
-            exact.check_enumerable(model, "ExactNegative (use PCD or NRPTNegative)")
-        self.log_likelihood = log_likelihood
-        if isinstance(estimate_samples, bool) or int(estimate_samples) != estimate_samples:
-            raise ValueError(f"estimate_samples must be an integer, got {estimate_samples!r}")
-        if estimate_samples < 100:
-            raise ValueError(f"estimate_samples must be >= 100, got {estimate_samples}")
-        self.estimate_samples = int(estimate_samples)
-        # evaluation draws its own randomness: metrics never touch the training stream
-        self._eval_key = jax.random.fold_in(jax.random.key(self.seed), 1)
+        self._init_evaluation(negative, eval_every, log_likelihood, estimate_samples)
         self.progress = progress
-        if steps_per_call is not None and (
-            isinstance(steps_per_call, bool) or int(steps_per_call) != steps_per_call
-            or steps_per_call < 1
-        ):  # fmt: skip
-            raise ValueError(
-                f"steps_per_call must be None or an integer >= 1, got {steps_per_call!r}"
-            )
-        self.steps_per_call = None if steps_per_call is None else int(steps_per_call)
+        self._init_steps_per_call(steps_per_call)
         self._data_cache = None  # (host data, device copy) of the last fit
         self._split = None  # (graphdef, treedef, leaves) of (model, optimizer) while fit runs
         device_lib.check(device)
@@ -316,6 +286,44 @@ class Trainer:
         self._epoch_losses: list[float] = []
         self.negative_state = self.negative.init(model, init_key)
         self.history: dict[str, list[float]] = {}
+
+    def _init_checkpoints(self, checkpoint_dir, checkpoint_every, max_to_keep) -> None:
+        """Check and store the checkpoint settings (`__init__`)."""
+        self.checkpoint_dir = None if checkpoint_dir is None else os.path.abspath(checkpoint_dir)
+        self.checkpoint_every = _check_count("checkpoint_every", checkpoint_every, 1)
+        self.max_to_keep = _check_count("max_to_keep", max_to_keep, 1)
+        self._manager = None
+
+    def _init_evaluation(self, negative, eval_every, log_likelihood, estimate_samples) -> None:
+        """Check and store the evaluation settings (`__init__`; `negative` as passed)."""
+        self.eval_every = _check_count("eval_every", eval_every, 0)
+        if log_likelihood not in LOG_LIKELIHOOD_MODES:
+            raise ValueError(
+                f"log_likelihood must be one of {LOG_LIKELIHOOD_MODES}, got {log_likelihood!r}"
+            )
+        if log_likelihood == "exact":
+            exact.check_enumerable(self.model, "log_likelihood='exact' (use 'estimate')")
+        if isinstance(negative, ExactNegative):
+            exact.check_enumerable(self.model, "ExactNegative (use PCD or NRPTNegative)")
+        self.log_likelihood = log_likelihood
+        if isinstance(estimate_samples, bool) or int(estimate_samples) != estimate_samples:
+            raise ValueError(f"estimate_samples must be an integer, got {estimate_samples!r}")
+        if estimate_samples < 100:
+            raise ValueError(f"estimate_samples must be >= 100, got {estimate_samples}")
+        self.estimate_samples = int(estimate_samples)
+        # evaluation draws its own randomness: metrics never touch the training stream
+        self._eval_key = jax.random.fold_in(jax.random.key(self.seed), 1)
+
+    def _init_steps_per_call(self, steps_per_call) -> None:
+        """Check and store `steps_per_call` (`__init__`)."""
+        if steps_per_call is not None and (
+            isinstance(steps_per_call, bool) or int(steps_per_call) != steps_per_call
+            or steps_per_call < 1
+        ):  # fmt: skip
+            raise ValueError(
+                f"steps_per_call must be None or an integer >= 1, got {steps_per_call!r}"
+            )
+        self.steps_per_call = None if steps_per_call is None else int(steps_per_call)
 
     def _log(self, name: str, value: float) -> None:
         self.history.setdefault(name, []).append(float(value))
@@ -515,15 +523,40 @@ class Trainer:
         Raises:
             TrainingDiverged: the loss or a parameter became NaN or inf.
         """
+        train, evals, epochs, batch_size = self._check_fit_args(
+            train_data, eval_data, epochs, batch_size
+        )
+        steps_per_epoch = len(train) // batch_size
+        self._start_fit(epochs, resume)
+        self._place(batch_size)
+        data = self._device_data(train)
+        total = max(epochs - self.epoch, 0) * steps_per_epoch - (self.step - self._epoch_start_step)
+        bar = _progress(max(epochs - self.epoch, 0) * steps_per_epoch, self.progress, "training")
+        if bar is not None:
+            bar.update(self.step - self._epoch_start_step)
+        try:
+            while self.epoch < epochs:
+                total = self._train_epoch(data, len(train), batch_size, steps_per_epoch, total, bar)
+                if self._end_epoch(self._epoch_logs(train, evals)):
+                    break
+            self.save_checkpoint()
+        finally:
+            self._sync()
+            if bar is not None:
+                bar.close()
+        return self.history
+
+    def _check_fit_args(self, train_data, eval_data, epochs, batch_size):
+        """The checked (train, evals, epochs, batch_size) of a `fit` call."""
         train = check_data(self.model, train_data, "train_data")
         evals = None if eval_data is None else check_data(self.model, eval_data, "eval_data")
-        for name, value in (("epochs", epochs), ("batch_size", batch_size)):
-            if isinstance(value, bool) or int(value) != value or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-        if batch_size > len(train):
+        epochs, size = _check_count("epochs", epochs, 1), _check_count("batch_size", batch_size, 1)
+        if batch_size > len(train):  # the message shows batch_size as passed
             raise ValueError(f"batch_size {batch_size} exceeds the {len(train)} training vectors")
-        epochs, batch_size = int(epochs), int(batch_size)
-        steps_per_epoch = len(train) // batch_size
+        return train, evals, epochs, size
+
+    def _start_fit(self, epochs: int, resume: bool) -> None:
+        """Restore the latest checkpoint if resuming, else check that epochs are left to run."""
         if resume:
             self.restore_checkpoint()
         elif epochs <= self.epoch:
@@ -531,6 +564,9 @@ class Trainer:
                 f"this trainer has already run {self.epoch} epochs and fit(epochs=...) counts the "
                 f"total: pass epochs > {self.epoch} to train more"
             )
+
+    def _place(self, batch_size: int) -> None:
+        """Resolve the placement at the first fit and put the training state on it."""
         if self.placement is None:  # resolved once, so the compiled program stays warm
             chains = max(batch_size, getattr(self.negative, "n_chains", 0))
             self.placement = device_lib.resolve(
@@ -539,52 +575,47 @@ class Trainer:
         self.negative_state = place_training(
             self.placement, self.model, self.optimizer, self.negative_state, batch_size
         )
-        data = self._device_data(train)
-        total = max(epochs - self.epoch, 0) * steps_per_epoch - (self.step - self._epoch_start_step)
-        bar = _progress(max(epochs - self.epoch, 0) * steps_per_epoch, self.progress, "training")
-        if bar is not None:
-            bar.update(self.step - self._epoch_start_step)
-        try:
-            while self.epoch < epochs:
-                order = self.placement.replicate(
-                    jnp.asarray(epoch_order(len(train), self.seed, self.epoch), jnp.int32)
-                )
-                losses = np.zeros(steps_per_epoch, np.float32)
-                done = self.step - self._epoch_start_step
-                losses[: len(self._epoch_losses)] = self._epoch_losses
-                while done < steps_per_epoch:
-                    n = self._chunk_length(steps_per_epoch - done, total)
-                    losses = self._run_chunk(data, order, losses, batch_size, done, n)
-                    done += n
-                    total -= n
-                    last = self._epoch_losses[-1]
-                    if bar is not None:
-                        bar.update(n)
-                        bar.set_postfix(epoch=self.epoch, loss=f"{last:.4f}")
-                    self._at_boundary(last)
-                logs = {
-                    "loss": float(np.mean(self._epoch_losses)) if self._epoch_losses else math.nan
-                }
-                if self.callbacks:
-                    self._sync()
-                if self.eval_every and (self.epoch + 1) % self.eval_every == 0:
-                    log_z = None if self.log_likelihood == "none" else self.log_partition()
-                    logs.update(self.evaluate(train, "train", log_z))
-                    if evals is not None:
-                        logs.update(self.evaluate(evals, "eval", log_z))
-                for name, value in logs.items():
-                    self._log(name, value)
-                self.epoch += 1
-                self._epoch_start_step = self.step
-                self._epoch_losses = []
-                if any(cb(self, self.epoch, logs) for cb in self.callbacks):
-                    break
-            self.save_checkpoint()
-        finally:
-            self._sync()
+
+    def _train_epoch(self, data, n: int, batch_size: int, steps_per_epoch: int, total, bar):
+        """Run the steps left in the current epoch; returns the steps left in the run."""
+        order = self.placement.replicate(
+            jnp.asarray(epoch_order(n, self.seed, self.epoch), jnp.int32)
+        )
+        losses = np.zeros(steps_per_epoch, np.float32)
+        done = self.step - self._epoch_start_step
+        losses[: len(self._epoch_losses)] = self._epoch_losses
+        while done < steps_per_epoch:
+            chunk = self._chunk_length(steps_per_epoch - done, total)
+            losses = self._run_chunk(data, order, losses, batch_size, done, chunk)
+            done += chunk
+            total -= chunk
+            last = self._epoch_losses[-1]
             if bar is not None:
-                bar.close()
-        return self.history
+                bar.update(chunk)
+                bar.set_postfix(epoch=self.epoch, loss=f"{last:.4f}")
+            self._at_boundary(last)
+        return total
+
+    def _epoch_logs(self, train, evals) -> dict:
+        """The finished epoch's mean loss and, when due, its evaluation metrics."""
+        logs = {"loss": float(np.mean(self._epoch_losses)) if self._epoch_losses else math.nan}
+        if self.callbacks:
+            self._sync()
+        if self.eval_every and (self.epoch + 1) % self.eval_every == 0:
+            log_z = None if self.log_likelihood == "none" else self.log_partition()
+            logs.update(self.evaluate(train, "train", log_z))
+            if evals is not None:
+                logs.update(self.evaluate(evals, "eval", log_z))
+        return logs
+
+    def _end_epoch(self, logs: dict) -> bool:
+        """Log the epoch, start the next one and run the callbacks; True when one stops."""
+        for name, value in logs.items():
+            self._log(name, value)
+        self.epoch += 1
+        self._epoch_start_step = self.step
+        self._epoch_losses = []
+        return any(cb(self, self.epoch, logs) for cb in self.callbacks)
 
     def _run_chunk(self, data, order, losses, batch_size: int, start: int, n: int):
         """Run `n` steps from step `start` of the epoch in one compiled call.
