@@ -7,6 +7,8 @@ from . import observers as observers
 from . import plots as plots
 from . import training as training
 from . import zoo as zoo
+from .annealing import AISResult as AISResult
+from .annealing import ais as ais
 from .core.device import Placement as Placement
 from .core.device import chain_mesh as chain_mesh
 from .core.device import disable_compile_cache as disable_compile_cache

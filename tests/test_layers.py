@@ -28,6 +28,7 @@ FRONT = {
     "observers",
     "version",
     "deprecation",
+    "annealing",
 }
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from . import random
 from .layout import BINARY, CATEGORICAL, SPIN, Block
 
 
@@ -108,3 +109,23 @@ def fit(samples: jax.Array, blocks: tuple[Block, ...], pseudocount: float = 1.0)
         offset = blocks[first].start
         out.extend(logits[blk.start - offset : blk.stop - offset] for blk in blocks[first:last])
     return tuple(out)
+
+
+def sample(key: jax.Array, blocks: tuple[Block, ...], reference, n_chains: int) -> jax.Array:
+    """Exact draws (C, n) int8, internal order, from the product reference.
+
+    One draw per run of blocks of a kind (not per block), from
+    `core.random`'s exact Bernoulli and categorical samplers.
+    """
+    parts = []
+    for i, (kind, _q, first, last) in enumerate(_runs(blocks)):
+        logits = _joined(blocks, reference, first, last)
+        k = jax.random.fold_in(key, i)
+        if kind == CATEGORICAL:
+            z = jnp.broadcast_to(logits, (n_chains, *logits.shape))
+            parts.append(random.categorical(k, z))
+        else:
+            p = jnp.broadcast_to(jax.nn.sigmoid(logits), (n_chains, logits.shape[0]))
+            up = random.bernoulli(k, p)
+            parts.append(jnp.where(up, jnp.int8(1), jnp.int8(-1 if kind == SPIN else 0)))
+    return jnp.concatenate(parts, axis=1)
