@@ -5,7 +5,11 @@ Three groups of tools, all plain NumPy (nothing here touches JAX at import):
 * Data sets. `digits` binarizes the 8x8 handwritten digits that ship inside
   scikit-learn (1797 images, no download) and splits them into train and
   test sets with a fixed seed; `digits_quantized` keeps 0..levels-1 grey
-  levels for a Potts model, with the same split. `bars_and_stripes` lists
+  levels for a Potts model, with the same split. `mnist` and
+  `fashion_mnist` load the 28x28 MNIST and Fashion-MNIST images (from a
+  directory, the Debian package, or a checksummed one-time download) with
+  fixed train/validation/test splits; `read_idx` and `write_idx` read and
+  write their IDX file format. `bars_and_stripes` lists
   every n x n bars-and-stripes image, and
   `bars_and_stripes_optimal_log_likelihood` is the best mean log-likelihood
   any model can reach on it.
@@ -25,9 +29,17 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import gzip
+import hashlib
 import math
 import operator
+import os
+import struct
+import tempfile
+import urllib.request
+import zlib
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 
@@ -41,6 +53,10 @@ __all__ = [
     "digits",
     "digits_quantized",
     "epoch_order",
+    "fashion_mnist",
+    "mnist",
+    "read_idx",
+    "write_idx",
 ]
 
 _MAX_ROWS_SHOWN = 10  # offending rows listed in a validation error
@@ -209,12 +225,13 @@ def as_categorical_data(
 # -- Dataset ----------------------------------------------------------------
 @dataclasses.dataclass(frozen=True, eq=False, repr=False)
 class Dataset:
-    """A train/test pair of discrete data, with a name and a description.
+    """Train, test and (optional) validation sets of discrete data, with a name.
 
     The arrays are validated on construction (values in 0..levels-1, same
     number of columns), stored as read-only int8 copies of shape
     (n_samples, n_variables); copy them (`ds.train.copy()`) to modify them.
-    The test set may be empty (shape (0, n_variables)).
+    The test and validation sets may be empty (shape (0, n_variables));
+    `validation` is keyword-only and empty unless given.
 
     Attributes:
         train: int8 array (n_train, n_variables).
@@ -225,6 +242,9 @@ class Dataset:
         description: a sentence on where the data come from and how they were
             preprocessed.
         levels: the number of values a variable takes (2 for binary data).
+        validation: int8 array (n_validation, n_variables), held out for model
+            selection; shape (0, n_variables) when there is none. The repr
+            shows it only when it is not empty.
 
     Example:
         >>> import numpy as np
@@ -235,6 +255,10 @@ class Dataset:
         >>> ds.train[0].reshape(ds.image_shape)
         array([[1, 0],
                [0, 0]], dtype=int8)
+        >>> ds.validation.shape
+        (0, 4)
+        >>> Dataset(np.eye(4), np.ones((1, 4)), validation=np.zeros((2, 4)))
+        Dataset(name='data', train=(4, 4), validation=(2, 4), test=(1, 4), levels=2, image_shape=None)
     """
 
     train: np.ndarray
@@ -243,6 +267,7 @@ class Dataset:
     image_shape: tuple[int, ...] | None = None
     description: str = ""
     levels: int = 2
+    validation: np.ndarray | None = dataclasses.field(default=None, kw_only=True)
 
     def __post_init__(self):
         levels = _check_int("levels", self.levels, 2)
@@ -250,12 +275,8 @@ class Dataset:
             raise ValueError(f"levels must be at most {_MAX_LEVELS}, got {levels}")
         train = as_categorical_data(self.train, levels, name=f"{self.name} train")
         n_variables = train.shape[1]
-        if np.shape(self.test) in ((0,), (0, n_variables)):
-            test = np.zeros((0, n_variables), dtype=np.int8)
-        else:
-            test = as_categorical_data(
-                self.test, levels, n_variables=n_variables, name=f"{self.name} test"
-            )
+        test = self._held_out(self.test, "test", levels, n_variables)
+        validation = self._held_out(self.validation, "validation", levels, n_variables)
         image_shape = self.image_shape
         if image_shape is not None:
             image_shape = tuple(_check_int("image_shape entries", d, 1) for d in image_shape)
@@ -264,12 +285,19 @@ class Dataset:
                     f"image_shape {image_shape} holds {math.prod(image_shape)} pixels, "
                     f"but the data have {n_variables} variables"
                 )
-        train.setflags(write=False)
-        test.setflags(write=False)
+        for arr in (train, test, validation):
+            arr.setflags(write=False)
         object.__setattr__(self, "train", train)
         object.__setattr__(self, "test", test)
+        object.__setattr__(self, "validation", validation)
         object.__setattr__(self, "image_shape", image_shape)
         object.__setattr__(self, "levels", levels)
+
+    def _held_out(self, x, split: str, levels: int, n_variables: int) -> np.ndarray:
+        """The validated test or validation array; None or empty gives (0, n_variables)."""
+        if x is None or np.shape(x) in ((0,), (0, n_variables)):
+            return np.zeros((0, n_variables), dtype=np.int8)
+        return as_categorical_data(x, levels, n_variables=n_variables, name=f"{self.name} {split}")
 
     @property
     def n_variables(self) -> int:
@@ -277,9 +305,10 @@ class Dataset:
         return self.train.shape[1]
 
     def __repr__(self) -> str:
+        validation = f"validation={self.validation.shape}, " if len(self.validation) else ""
         return (
-            f"Dataset(name={self.name!r}, train={self.train.shape}, test={self.test.shape}, "
-            f"levels={self.levels}, image_shape={self.image_shape})"
+            f"Dataset(name={self.name!r}, train={self.train.shape}, {validation}"
+            f"test={self.test.shape}, levels={self.levels}, image_shape={self.image_shape})"
         )
 
 
@@ -419,6 +448,523 @@ def digits_quantized(levels: int = 4, test_fraction: float = 0.2, seed: int = 0)
             f"test_fraction={test_fraction}, seed={seed}"
         ),
         levels=levels,
+    )
+
+
+# -- IDX files --------------------------------------------------------------
+_GZIP_MAGIC = b"\x1f\x8b"
+# IDX data type codes (the third byte of the magic number) and their dtypes;
+# multi-byte values are big-endian in the file.
+_IDX_DTYPES = {
+    0x08: np.dtype(np.uint8),
+    0x09: np.dtype(np.int8),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+_IDX_CODES = {dtype.newbyteorder("="): code for code, dtype in _IDX_DTYPES.items()}
+_IDX_SUPPORTED = ", ".join(f"0x{code:02x} {dtype.name}" for code, dtype in _IDX_DTYPES.items())
+
+
+def _idx_bytes(path: Path) -> tuple[bytes, str]:
+    """The bytes of an IDX file, gunzipped when it starts with the gzip magic 1f 8b."""
+    raw = path.read_bytes()
+    if raw[:2] != _GZIP_MAGIC:
+        return raw, ""
+    try:
+        return gzip.decompress(raw), " (after gunzip)"
+    except (OSError, EOFError, zlib.error) as err:
+        raise ValueError(
+            f"{path} starts like a gzip file (bytes 1f 8b) but its gzip stream is corrupted "
+            f"or truncated ({err}); delete it and fetch it again"
+        ) from None
+
+
+def read_idx(path) -> np.ndarray:
+    """Read an IDX file (the MNIST format), gzipped or not, into a NumPy array.
+
+    An IDX file is a 4-byte magic number 0x0000TTNN (TT the data type code,
+    NN the number of dimensions), NN big-endian uint32 dimensions, then the
+    values in C order: MNIST's images are 0x00000803 (uint8, 3-D: n x 28 x
+    28), its labels 0x00000801 (uint8, 1-D). A file is gunzipped when it
+    starts with the gzip magic bytes 1f 8b, whatever its name.
+
+    Args:
+        path: the file (str or path-like).
+
+    Returns:
+        A new writable array of the file's shape, in native byte order
+        (uint8, int8, int16, int32, float32 or float64).
+
+    Raises:
+        FileNotFoundError: there is no such file.
+        ValueError: a corrupted gzip stream, a bad magic number, an
+            unsupported data type code, fewer data bytes than the header's
+            dimensions need (a truncated file), or bytes left over after
+            them; the message names the file.
+
+    Example:
+        >>> import numpy as np, tempfile
+        >>> from hamon_nnx.data import read_idx, write_idx
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> write_idx(f"{tmp.name}/labels-idx1-ubyte.gz", np.array([5, 0, 4], dtype=np.uint8))
+        >>> read_idx(f"{tmp.name}/labels-idx1-ubyte.gz")
+        array([5, 0, 4], dtype=uint8)
+        >>> tmp.cleanup()
+    """
+    path = Path(path)
+    buf, note = _idx_bytes(path)
+    if len(buf) < 4:
+        raise ValueError(
+            f"{path} is too short for an IDX file: {len(buf)} bytes{note}, "
+            "but the magic number alone needs 4"
+        )
+    zero, code, ndim = struct.unpack(">HBB", buf[:4])
+    magic = int.from_bytes(buf[:4], "big")
+    if zero != 0 or ndim == 0:
+        raise ValueError(
+            f"{path} is not an IDX file: bad magic number 0x{magic:08x}{note} (expected "
+            "0x0000 then a type code and the number of dimensions, e.g. 0x00000803 for "
+            "uint8 images, 0x00000801 for uint8 labels)"
+        )
+    if code not in _IDX_DTYPES:
+        raise ValueError(
+            f"{path}: unsupported IDX data type code 0x{code:02x} in magic number "
+            f"0x{magic:08x} (supported: {_IDX_SUPPORTED})"
+        )
+    dtype = _IDX_DTYPES[code]
+    header = 4 + 4 * ndim
+    if len(buf) < header:
+        raise ValueError(
+            f"{path} is truncated: its magic number 0x{magic:08x} declares {ndim} dimensions, "
+            f"so the header needs {header} bytes, got {len(buf)}{note}"
+        )
+    dims = struct.unpack(f">{ndim}I", buf[4:header])
+    count = math.prod(dims)
+    expected, got = count * dtype.itemsize, len(buf) - header
+    if got < expected:
+        raise ValueError(
+            f"{path} is truncated: its header's dims {dims} ({dtype.name}) need "
+            f"{expected} data bytes, got {got}{note}"
+        )
+    if got > expected:
+        raise ValueError(
+            f"{path} has {got - expected} trailing bytes{note} after the {expected} data "
+            f"bytes its header's dims {dims} ({dtype.name}) describe (a corrupted file?)"
+        )
+    values = np.frombuffer(buf, dtype=dtype, count=count, offset=header)
+    return values.reshape(dims).astype(dtype.newbyteorder("="))
+
+
+def write_idx(path, array) -> None:
+    """Write an array as an IDX file (the MNIST format); gzipped if `path` ends in .gz.
+
+    The inverse of `read_idx`, e.g. for tests, examples and small data sets
+    in the MNIST layout. Gzipped files carry no timestamp, so the same array
+    always gives the same bytes.
+
+    Args:
+        path: the file to create or overwrite (str or path-like).
+        array: array-like of dtype uint8, int8, int16, int32, float32 or
+            float64, with 1 to 255 dimensions.
+
+    Raises:
+        ValueError: an unsupported dtype, no dimensions, or too many.
+
+    Example:
+        >>> import numpy as np, tempfile
+        >>> from hamon_nnx.data import read_idx, write_idx
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> images = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
+        >>> write_idx(f"{tmp.name}/images-idx3-ubyte", images)
+        >>> bool((read_idx(f"{tmp.name}/images-idx3-ubyte") == images).all())
+        True
+        >>> tmp.cleanup()
+    """
+    arr = np.asarray(array)
+    code = _IDX_CODES.get(arr.dtype.newbyteorder("="))
+    if code is None:
+        raise ValueError(f"an IDX file cannot hold dtype {arr.dtype}; supported: {_IDX_SUPPORTED}")
+    if not 1 <= arr.ndim <= 255:
+        raise ValueError(f"an IDX file holds 1 to 255 dimensions, got shape {arr.shape}")
+    header = struct.pack(f">HBB{arr.ndim}I", 0, code, arr.ndim, *arr.shape)
+    data = header + np.ascontiguousarray(arr, dtype=_IDX_DTYPES[code]).tobytes()
+    path = Path(path)
+    if path.suffix == ".gz":
+        data = gzip.compress(data, mtime=0)
+    path.write_bytes(data)
+
+
+# -- MNIST and Fashion-MNIST ------------------------------------------------
+_IDX_STEMS = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+_TITLES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}
+# Canonical download locations: the base URL, to which the file names are appended.
+_SOURCES = {
+    "mnist": "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    "fashion-mnist": "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+}
+# SHA-256 of the canonical .gz files; a download must match before it enters the cache.
+_SHA256 = {
+    "mnist": {
+        "train-images-idx3-ubyte.gz": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+        "train-labels-idx1-ubyte.gz": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+        "t10k-images-idx3-ubyte.gz": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+        "t10k-labels-idx1-ubyte.gz": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+    },
+    "fashion-mnist": {
+        "train-images-idx3-ubyte.gz": "08dc20ab1689590a0bcd66e874647b6ee8464e2d501b5a3f1f78831db19a3fdc",
+        "train-labels-idx1-ubyte.gz": "b0197879cbda89f3dc7b894f9fd52b858e68ea4182b6947c9d8c2b67e5f18dcc",
+        "t10k-images-idx3-ubyte.gz": "78dcbbfb5a27efaf1b6c1d616caca68560be8766c5bffcb2791df9273a534229",
+        "t10k-labels-idx1-ubyte.gz": "42bd18137a62d5998cdeae52bf3a0676ac6b706f5cf8439b47bb5b151ae3dccf",
+    },
+}
+# Where Debian packages put the files (dataset-fashion-mnist ships Fashion-MNIST).
+_SYSTEM_DIRS = {
+    "mnist": "/usr/share/datasets/mnist",
+    "fashion-mnist": "/usr/share/datasets/fashion-mnist",
+}
+_FIXES = {
+    "mnist": (
+        "run hn.data.mnist(download=True) once (or set HAMON_DOWNLOAD=1) to download it into "
+        "the cache, or set HAMON_DATA to a directory whose mnist/ subdirectory holds the files"
+    ),
+    "fashion-mnist": (
+        "apt-get install dataset-fashion-mnist, or run hn.data.fashion_mnist(download=True) "
+        "once (or set HAMON_DOWNLOAD=1) to download it into the cache"
+    ),
+}
+_DOWNLOAD_CHUNK = 1 << 20
+_DOWNLOAD_TIMEOUT_S = 60
+
+
+def _cache_dir(name: str) -> Path:
+    """$XDG_CACHE_HOME/hamon_nnx/datasets/<name>, with ~/.cache as the default base."""
+    base = os.environ.get("XDG_CACHE_HOME") or "~/.cache"
+    return Path(base).expanduser() / "hamon_nnx" / "datasets" / name
+
+
+def _idx_files(directory: Path) -> tuple[dict[str, Path], list[str]]:
+    """The four IDX files in `directory` (.gz preferred) and the names missing there."""
+    found, missing = {}, []
+    for stem in _IDX_STEMS:
+        for candidate in (directory / f"{stem}.gz", directory / stem):
+            if candidate.is_file():
+                found[stem] = candidate
+                break
+        else:
+            missing.append(f"{stem}[.gz]")
+    return found, missing
+
+
+def _places(name: str, path) -> list[tuple[str, Path | None]]:
+    """Where to look for the files, in order: (label, directory or None when unset)."""
+    places: list[tuple[str, Path | None]] = []
+    if path is not None:
+        places.append(("path", Path(path).expanduser()))
+    env = os.environ.get("HAMON_DATA")
+    places.append((f"$HAMON_DATA/{name}", Path(env).expanduser() / name if env else None))
+    places.append(("Debian package location", Path(_SYSTEM_DIRS[name])))
+    places.append(("download cache", _cache_dir(name)))
+    return places
+
+
+def _download(name: str, directory: Path) -> None:
+    """Download the missing canonical .gz files into `directory`, all or nothing.
+
+    Each file goes to a temporary file in `directory`; only when every file
+    matches its SHA-256 are they renamed into place, so a failed download
+    leaves no file behind.
+    """
+    created = not directory.exists()
+    directory.mkdir(parents=True, exist_ok=True)
+    pending: list[tuple[Path, Path]] = []
+    try:
+        for stem in _IDX_STEMS:
+            final = directory / f"{stem}.gz"
+            if final.is_file():
+                continue
+            url = _SOURCES[name] + final.name
+            temporary, got = _fetch(url, directory, final.name)
+            pending.append((temporary, final))
+            expected = _SHA256[name][final.name]
+            if got != expected:
+                raise ValueError(
+                    f"SHA-256 mismatch for {final.name} downloaded from {url}: expected "
+                    f"{expected}, got {got}; nothing was saved in {directory}"
+                )
+        for temporary, final in pending:
+            os.replace(temporary, final)
+        pending = []
+    finally:
+        for temporary, _ in pending:
+            temporary.unlink(missing_ok=True)
+        if created and not any(directory.iterdir()):
+            directory.rmdir()
+
+
+def _fetch(url: str, directory: Path, file_name: str) -> tuple[Path, str]:
+    """Download `url` to a new temporary file in `directory`: (its path, its SHA-256)."""
+    handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{file_name}.", suffix=".part")
+    temporary = Path(temporary)
+    digest = hashlib.sha256()
+    try:
+        with (
+            os.fdopen(handle, "wb") as out,
+            urllib.request.urlopen(url, timeout=_DOWNLOAD_TIMEOUT_S) as response,
+        ):
+            while chunk := response.read(_DOWNLOAD_CHUNK):
+                digest.update(chunk)
+                out.write(chunk)
+    except OSError as err:  # urllib.error.URLError and HTTPError are OSErrors
+        temporary.unlink(missing_ok=True)
+        raise OSError(f"could not download {url}: {err}") from err
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    return temporary, digest.hexdigest()
+
+
+def _locate(name: str, path, download) -> tuple[dict[str, Path], Path]:
+    """The four IDX files of data set `name` and their directory, downloading if allowed."""
+    if download is None:
+        download = os.environ.get("HAMON_DOWNLOAD") == "1"
+    elif not isinstance(download, bool | np.bool_):
+        raise ValueError(f"download must be True, False or None, got {download!r}")
+    searched = []
+    for label, directory in _places(name, path):
+        if directory is None:
+            searched.append(f"  {label}: HAMON_DATA is not set")
+            continue
+        found, missing = _idx_files(directory)
+        if not missing:
+            return found, directory
+        state = "does not exist" if not directory.is_dir() else "missing " + ", ".join(missing)
+        searched.append(f"  {label}: {directory} ({state})")
+    cache = _cache_dir(name)
+    if download:
+        _download(name, cache)
+        found, missing = _idx_files(cache)
+        if missing:  # _download raises first; a safety net
+            raise FileNotFoundError(f"{cache} still lacks {', '.join(missing)} after the download")
+        return found, cache
+    names = ", ".join(f"{stem}[.gz]" for stem in _IDX_STEMS)
+    raise FileNotFoundError(
+        f"{_TITLES[name]} not found: no directory holds its four IDX files ({names}). "
+        "Searched, in order:\n" + "\n".join(searched) + f"\nFix: {_FIXES[name]}."
+    )
+
+
+def _read_split(images_path: Path, labels_path: Path) -> np.ndarray:
+    """The uint8 images (n, rows, cols) of one split, checked against its labels file."""
+    images, labels = read_idx(images_path), read_idx(labels_path)
+    if images.dtype != np.uint8 or images.ndim != 3:
+        raise ValueError(
+            f"{images_path} must hold uint8 images (n, rows, cols), "
+            f"got {images.dtype} of shape {images.shape}"
+        )
+    if labels.ndim != 1 or len(labels) != len(images):
+        raise ValueError(
+            f"{labels_path} must hold one label per image of {images_path} "
+            f"({len(images)}), got shape {labels.shape}"
+        )
+    return images
+
+
+def _check_loader_args(binarize, threshold, levels, seed, validation) -> tuple:
+    """The validated (binarize, threshold, levels, seed, validation) of a loader."""
+    if binarize not in ("threshold", "stochastic"):
+        raise ValueError(f"binarize must be 'threshold' or 'stochastic', got {binarize!r}")
+    try:
+        value = float(threshold)
+    except (TypeError, ValueError):
+        raise ValueError(f"threshold must be a number in (0, 1], got {threshold!r}") from None
+    if not 0 < value <= 1:
+        raise ValueError(f"threshold must be a number in (0, 1], got {threshold!r}")
+    if levels is not None:
+        levels = _check_int("levels", levels, 2)
+        if levels > _MAX_LEVELS:
+            raise ValueError(f"levels must be at most {_MAX_LEVELS}, got {levels}")
+    seed = _check_int("seed", seed, 0)
+    validation = _check_int("validation", validation, 0)
+    if validation >= 60000:
+        raise ValueError(
+            f"validation must be an integer in 0..59999 (it is taken from the 60000 "
+            f"training images), got {validation!r}"
+        )
+    return binarize, value, levels, seed, validation
+
+
+def _preprocess(
+    splits: list[np.ndarray], binarize: str, threshold: float, levels: int | None, seed: int
+) -> tuple[list[np.ndarray], str]:
+    """Map uint8 pixel arrays to int8 values (one shared random stream, in order)."""
+    pixels = np.arange(256)
+    if levels is not None:  # floor(p * levels / 256), exact in integers
+        table = (pixels * levels // 256).astype(np.int8)
+        how = f"quantized to {levels} levels as floor(p * {levels} / 256)"
+        return [table[x] for x in splits], how
+    if binarize == "threshold":
+        table = (pixels / 255.0 >= threshold).astype(np.int8)
+        return [table[x] for x in splits], f"binarized as p / 255 >= {threshold}"
+    rng = np.random.default_rng(seed)  # u uniform on 0..254: P(u < p) = p / 255 exactly
+    out = [(rng.integers(0, 255, size=x.shape, dtype=np.uint8) < x).astype(np.int8) for x in splits]
+    return out, f"binarized stochastically as Bernoulli(p / 255) with seed {seed}"
+
+
+def _load_mnist_like(
+    name: str, path, binarize, threshold, levels, seed, validation, download
+) -> Dataset:
+    """`mnist` and `fashion_mnist`: data set `name` ("mnist" or "fashion-mnist")."""
+    binarize, threshold, levels, seed, validation = _check_loader_args(
+        binarize, threshold, levels, seed, validation
+    )
+    files, directory = _locate(name, path, download)
+    train = _read_split(files["train-images-idx3-ubyte"], files["train-labels-idx1-ubyte"])
+    test = _read_split(files["t10k-images-idx3-ubyte"], files["t10k-labels-idx1-ubyte"])
+    image_shape = train.shape[1:]
+    if test.shape[1:] != image_shape:
+        raise ValueError(
+            f"the training images in {directory} are {image_shape[0]}x{image_shape[1]} "
+            f"but the test images are {test.shape[1]}x{test.shape[2]}"
+        )
+    if validation >= len(train):
+        raise ValueError(
+            f"validation={validation} leaves no training images out of the {len(train)} "
+            f"in {files['train-images-idx3-ubyte']}"
+        )
+    flat = [x.reshape(len(x), -1) for x in (train, test)]
+    (train, test), how = _preprocess(flat, binarize, threshold, levels, seed)
+    n_train = len(train) - validation
+    return Dataset(
+        train[:n_train],
+        test,
+        validation=train[n_train:],
+        name=name.replace("-", "_"),
+        image_shape=image_shape,
+        description=(
+            f"{_TITLES[name]} from {directory}: the first {n_train} of the {len(train)} "
+            f"official training images for training, the last {validation} for validation, "
+            f"the {len(test)} official test images for testing; pixels p in 0..255 {how}"
+        ),
+        levels=2 if levels is None else levels,
+    )
+
+
+def mnist(
+    path=None,
+    *,
+    binarize: str = "threshold",
+    threshold: float = 0.5,
+    levels: int | None = None,
+    seed: int = 0,
+    validation: int = 10000,
+    download: bool | None = None,
+) -> Dataset:
+    """The 28x28 MNIST handwritten digits (LeCun et al.), with fixed splits.
+
+    Where the four files (``train-images-idx3-ubyte``,
+    ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte``,
+    ``t10k-labels-idx1-ubyte``, each gzipped ``.gz`` or not) are looked for,
+    in order: `path`; ``$HAMON_DATA/mnist``; ``/usr/share/datasets/mnist``
+    (Debian's location); the download cache
+    ``$XDG_CACHE_HOME/hamon_nnx/datasets/mnist`` (default ``~/.cache/...``).
+    When none holds them and `download` is True (or None with the
+    environment variable ``HAMON_DOWNLOAD=1``), the canonical ``.gz`` files
+    (https://storage.googleapis.com/cvdf-datasets/mnist/) are downloaded
+    once into the cache; they are renamed into place only when all match
+    their SHA-256. Otherwise a FileNotFoundError lists the places searched
+    and the fix.
+
+    Splits are fixed: the first ``60000 - validation`` official training
+    images train, the last `validation` of them validate, and the 10000
+    official test images test. Pixels p in 0..255 are scaled to p / 255.
+    ``binarize="threshold"`` (the binarization the model zoo uses) gives 1
+    where p / 255 >= threshold; ``binarize="stochastic"`` draws
+    Bernoulli(p / 255) from ``numpy.random.default_rng(seed)`` (training
+    images first, then test images: the same data on every call, for a
+    given NumPy version). ``levels=q`` instead quantizes to q categories,
+    ``floor(p * q / 256)``, for a Potts model (`binarize` is then ignored).
+    The labels are read to check the files but not returned.
+
+    Args:
+        path: a directory holding the four files, searched first (optional).
+        binarize: "threshold" or "stochastic".
+        threshold: the cut of "threshold", a number in (0, 1].
+        levels: None for binary data, or the number of categories, 2..127.
+        seed: the non-negative seed of "stochastic".
+        validation: how many training images to hold out, 0..59999.
+        download: download into the cache when the files are not found;
+            None reads the environment variable ``HAMON_DOWNLOAD`` ("1": yes).
+
+    Returns:
+        A `Dataset` named "mnist" of int8 arrays of shape (n, 784), image_shape
+        (28, 28), levels 2 (or `levels`) and a `validation` array; its
+        description says where the files came from and how they were
+        preprocessed.
+
+    Raises:
+        FileNotFoundError: the files are nowhere and downloading is off.
+        ValueError: an argument is out of range, a file is corrupted or not
+            IDX images and labels, or a download does not match its SHA-256
+            (nothing is then kept).
+        OSError: a download failed.
+
+    Example (on four tiny stand-in files; the real ones hold 60000 + 10000 images):
+        >>> import numpy as np, tempfile
+        >>> from hamon_nnx.data import mnist, write_idx
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> rng = np.random.default_rng(0)
+        >>> for split, n in [("train", 5), ("t10k", 2)]:
+        ...     images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+        ...     write_idx(f"{tmp.name}/{split}-images-idx3-ubyte.gz", images)
+        ...     write_idx(f"{tmp.name}/{split}-labels-idx1-ubyte.gz", np.zeros(n, np.uint8))
+        >>> mnist(tmp.name, validation=2)
+        Dataset(name='mnist', train=(3, 784), validation=(2, 784), test=(2, 784), levels=2, image_shape=(28, 28))
+        >>> mnist(tmp.name, validation=2, levels=4).levels
+        4
+        >>> tmp.cleanup()
+    """
+    return _load_mnist_like("mnist", path, binarize, threshold, levels, seed, validation, download)
+
+
+def fashion_mnist(
+    path=None,
+    *,
+    binarize: str = "threshold",
+    threshold: float = 0.5,
+    levels: int | None = None,
+    seed: int = 0,
+    validation: int = 10000,
+    download: bool | None = None,
+) -> Dataset:
+    """The 28x28 Fashion-MNIST product images (Xiao et al., Zalando), with fixed splits.
+
+    The same arguments, splits, preprocessing and errors as `mnist`; only
+    the places differ: `path`, ``$HAMON_DATA/fashion-mnist``,
+    ``/usr/share/datasets/fashion-mnist`` (where ``apt-get install
+    dataset-fashion-mnist`` puts the files), then the download cache
+    ``$XDG_CACHE_HOME/hamon_nnx/datasets/fashion-mnist``, filled from
+    http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/ with
+    ``download=True`` (or ``HAMON_DOWNLOAD=1``). The `Dataset` is named
+    "fashion_mnist".
+
+    Usage (not run as a doctest: it needs the real files):
+
+        import hamon_nnx as hn
+        ds = hn.data.fashion_mnist()
+        # Dataset(name='fashion_mnist', train=(50000, 784), validation=(10000, 784),
+        #         test=(10000, 784), levels=2, image_shape=(28, 28))
+        ds.train[0].reshape(ds.image_shape)  # a 28x28 0/1 image
+        hn.data.fashion_mnist(levels=4)  # 4 grey levels, for a Potts model
+    """
+    return _load_mnist_like(
+        "fashion-mnist", path, binarize, threshold, levels, seed, validation, download
     )
 
 
