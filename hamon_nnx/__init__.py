@@ -20,6 +20,7 @@ from .models import RBM as RBM
 from .models import Binary as Binary
 from .models import Block as Block
 from .models import Categorical as Categorical
+from .models import CategoricalRBM as CategoricalRBM
 from .models import ClockModel as ClockModel
 from .models import EnergyModel as EnergyModel
 from .models import IsingModel as IsingModel

@@ -8,7 +8,9 @@ Everything here is computed in float64 numpy. Two families of tools:
   from `model.energy` (float32, jitted per chunk) and are summed in float64.
   An RBM's `log_partition` sums its smaller layer out analytically, so a
   784 x 20 RBM has an exact log Z; `visible_probabilities` gives the
-  marginal over the visible units.
+  marginal over the visible units. A `CategoricalRBM` likewise sums its
+  smaller side: the 2**n_hidden hidden or the q**n_visible visible
+  configurations, the other layer summed analytically.
 * Closed forms for the zero-field 2-D Ising model: the finite periodic
   lattice (Kaufman 1949) and the infinite lattice (Onsager 1944).
 
@@ -25,6 +27,7 @@ import jax
 import numpy as np
 from flax import nnx
 
+from .models.categorical_rbm import CategoricalRBM
 from .models.rbm import RBM
 
 __all__ = [
@@ -118,12 +121,16 @@ def _too_many(what: str, n_states: int) -> ValueError:
 def enumeration_size(model) -> int:
     """How many states exact enumeration of `model` visits.
 
-    A plain `RBM` sums its smaller layer: 2**min(n_visible, n_hidden). Any
-    other model (RBM subclasses with their own energy included) visits the
-    product of its variables' domain sizes (q per categorical variable).
+    A plain `RBM` sums its smaller layer: 2**min(n_visible, n_hidden). A
+    `CategoricalRBM` with its own energy enumerates its smaller side:
+    min(2**n_hidden, q**n_visible). Any other model (subclasses with their
+    own energy included) visits the product of its variables' domain sizes
+    (q per categorical variable).
     """
     if is_plain_rbm(model):
         return 2 ** min(model.n_visible, model.n_hidden)
+    if is_categorical_rbm(model):
+        return min(2**model.n_hidden, model.q**model.n_visible)
     return math.prod(blk.q**blk.size for blk in model.blocks)
 
 
@@ -151,6 +158,12 @@ def _describe(model) -> str:
         return (
             f"RBM with n_visible={model.n_visible}, n_hidden={model.n_hidden}: its smaller "
             f"layer ({small} units)"
+        )
+    if is_categorical_rbm(model):
+        nv, nh, q = model.n_visible, model.n_hidden, model.q
+        return (
+            f"CategoricalRBM with n_visible={nv}, n_hidden={nh}, q={q}: its smaller side "
+            f"(min(2**{nh} hidden, {q}**{nv} visible configurations))"
         )
     qs = sorted({blk.q for blk in model.blocks})
     return f"{type(model).__name__} with {model.n_variables} variables (domain sizes {qs})"
@@ -271,6 +284,14 @@ def is_plain_rbm(model) -> bool:
     return isinstance(model, RBM) and type(model).energy is RBM.energy
 
 
+def is_categorical_rbm(model) -> bool:
+    """A `CategoricalRBM` whose energy is its own (either side can be summed).
+
+    Separate from `is_plain_rbm`, which keeps meaning the binary `RBM`.
+    """
+    return isinstance(model, CategoricalRBM) and type(model).energy is CategoricalRBM.energy
+
+
 def _rbm_params(model) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     W = np.asarray(model.W[...], dtype=np.float64)
     b = np.asarray(model.visible_bias[...], dtype=np.float64)
@@ -345,6 +366,47 @@ def _rbm_log_partition(model, beta: float) -> float:
     return _rbm_layer_sum(W.T, b, c, beta)
 
 
+def _categorical_rbm_log_partition(model, beta: float) -> float:
+    """log Z of a `CategoricalRBM` over its smaller side, float64, in chunks.
+
+    With 2**n_hidden <= q**n_visible the hidden configurations h are
+    enumerated and the visible units summed analytically:
+    log Z = logsumexp_h [c.h + sum_i logsumexp_a (b[i, a] + W[i, a, :].h)];
+    otherwise the visible configurations v, the hidden units summed:
+    log Z = logsumexp_v [sum_i b[i, v_i] + sum_j softplus(c_j + sum_i W[i, v_i, j])].
+    """
+    check_enumerable(model, "exact log Z")
+    W = beta * np.asarray(model.W[...], dtype=np.float64)
+    b = beta * np.asarray(model.visible_bias[...], dtype=np.float64)
+    c = beta * np.asarray(model.hidden_bias[...], dtype=np.float64)
+    for name, arr in (("W", W), ("visible_bias", b), ("hidden_bias", c)):
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"CategoricalRBM parameter {name!r} holds NaN or inf")
+    nv, q, nh = W.shape
+    total = -math.inf
+    if 2**nh <= q**nv:  # sum the hidden configurations
+        W_flat = W.reshape(nv * q, nh).T  # (nh, nv * q)
+        n_states, size = 2**nh, max(1, _RBM_CHUNK_ELEMENTS // (nv * q))
+        for start in range(0, n_states, size):
+            h = _binary_states(nh, start, min(start + size, n_states))
+            a = (h @ W_flat).reshape(len(h), nv, q) + b
+            top = a.max(axis=2, keepdims=True)
+            per_site = top[..., 0] + np.log(np.exp(a - top).sum(axis=2))
+            total = float(np.logaddexp(total, _logsumexp(h @ c + per_site.sum(axis=1))))
+        return total
+    # sum the visible configurations, first unit slowest
+    n_states, size = q**nv, max(1, _RBM_CHUNK_ELEMENTS // (nv * nh))
+    strides = q ** np.arange(nv - 1, -1, -1, dtype=np.int64)
+    sites = np.arange(nv)
+    for start in range(0, n_states, size):
+        k = np.arange(start, min(start + size, n_states), dtype=np.int64)[:, None]
+        v = (k // strides) % q  # (K, nv)
+        field = c + W[sites, v].sum(axis=1)  # (K, nh)
+        terms = b[sites, v].sum(axis=1) + np.logaddexp(0.0, field).sum(axis=1)
+        total = float(np.logaddexp(total, _logsumexp(terms)))
+    return total
+
+
 def log_partition(model, beta=1.0) -> float:
     """Exact log Z_beta = log sum_x exp(-beta E(x)), in nats.
 
@@ -353,7 +415,10 @@ def log_partition(model, beta=1.0) -> float:
     layer analytically in float64: with n_hidden <= n_visible,
     Z = sum_h exp(beta c.h) prod_i (1 + exp(beta (b + W h)_i)), and the
     mirror formula over v otherwise; only the smaller layer counts
-    against `MAX_ENUMERATION_STATES`.
+    against `MAX_ENUMERATION_STATES`. A `CategoricalRBM` enumerates its
+    smaller side, the 2**n_hidden hidden configurations (visible units
+    summed analytically, a logsumexp over q per unit) when 2**n_hidden <=
+    q**n_visible, else the q**n_visible visible ones (hidden units summed).
 
     Args:
         model: any `EnergyModel`.
@@ -376,6 +441,8 @@ def log_partition(model, beta=1.0) -> float:
     beta = _check_beta(beta)
     if is_plain_rbm(model):
         return _rbm_log_partition(model, beta)
+    if is_categorical_rbm(model):
+        return _categorical_rbm_log_partition(model, beta)
     space = _StateSpace(model)
     return _logsumexp(-beta * _energies(model, space))
 

@@ -78,6 +78,23 @@ def log_partition(model) -> jax.Array:
             h = ((index[:, None] >> jnp.arange(m)[None, :]) & 1).astype(jnp.float32)
             return h @ c + jnp.sum(jax.nn.softplus(h @ W.T + b), axis=-1)
 
+    elif exact.is_categorical_rbm(model) and 2**model.n_hidden <= model.q**model.n_visible:
+        # the hidden configurations, visible units summed: a logsumexp over q per unit
+        nv, q, nh = model.n_visible, model.q, model.n_hidden
+        W, b, c = model.W[...].reshape(nv * q, nh), model.visible_bias[...], model.hidden_bias[...]
+
+        def chunk_terms(index):
+            h = ((index[:, None] >> jnp.arange(nh)[None, :]) & 1).astype(jnp.float32)
+            a = (h @ W.T).reshape(-1, nv, q) + b
+            return h @ c + jnp.sum(jax.nn.logsumexp(a, axis=-1), axis=-1)
+
+    elif exact.is_categorical_rbm(model):
+        # the visible configurations, hidden units summed: -F(v)
+        strides = (model.q ** np.arange(model.n_visible - 1, -1, -1)).astype(np.int32)
+
+        def chunk_terms(index):
+            return -model.free_energy((index[:, None] // strides) % model.q)
+
     else:
         # enumerate in internal order, from the static blocks alone: log Z does not
         # depend on the order, and the order's permutation may be traced here

@@ -147,12 +147,21 @@ def pseudo_log_likelihood(model, data) -> float:
 
 
 def reconstruction_error(model, data) -> float:
-    """Mean squared error of the mean-field reconstruction v -> p(h|v) -> p(v|h)."""
+    """Mean squared error of the mean-field reconstruction v -> p(h|v) -> p(v|h).
+
+    Categorical visible units (`hn.CategoricalRBM`) compare p(v_i | h) with the
+    one-hot v_i: the squared error summed over the q states, averaged over units.
+    """
     if not hasattr(model, "hidden_logits"):
         raise ValueError(
             f"reconstruction error needs hidden units; {type(model).__name__} has none"
         )
     v = jnp.asarray(check_data(model, data)).astype(jnp.float32)
     h = jax.nn.sigmoid(model.hidden_logits(v))
-    recon = jax.nn.sigmoid(model.visible_logits(h))
+    logits = model.visible_logits(h)
+    if logits.ndim == v.ndim + 1:  # categorical visible units: (..., n_visible, q)
+        recon = jax.nn.softmax(logits, axis=-1)
+        target = jax.nn.one_hot(v.astype(jnp.int32), logits.shape[-1], dtype=jnp.float32)
+        return float(jnp.mean(jnp.sum((recon - target) ** 2, axis=-1)))
+    recon = jax.nn.sigmoid(logits)
     return float(jnp.mean((recon - v) ** 2))
