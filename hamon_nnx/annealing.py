@@ -103,26 +103,54 @@ def _resolve_reference(model, reference):
     return ref_lib.fit(model.to_internal(data.reshape(-1, model.n_variables)), model.blocks)
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef", "n_runs", "n_sweeps"))
-def _anneal(graphdef, params, key, betas, reference, *, n_runs, n_sweeps):
-    """(M,) log-weights without log Z_ref: the runs annealed along `betas`."""
-    model = nnx.merge(graphdef, params)
-    start_key, run_key = jax.random.split(key)
-    x = ref_lib.sample(start_key, model.blocks, reference, n_runs)
+_CHUNK = 256  # grid steps per compiled call: any grid length reuses one program
 
-    def step(carry, k):
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "n_runs"))
+def _start(graphdef, params, key, reference, *, n_runs):
+    """Exact draws of the M runs from the reference."""
+    return ref_lib.sample(key, nnx.merge(graphdef, params).blocks, reference, n_runs)
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "n_sweeps"))
+def _anneal_chunk(graphdef, params, key, x, log_w, betas, offset, count, reference, *, n_sweeps):
+    """Grid steps k = offset .. offset + count - 1 (betas[i] = grid[offset - 1 + i]).
+
+    Step k adds -(beta_k - beta_(k-1)) V(x) to the log-weights, then sweeps
+    at beta_k with keys `fold_in(fold_in(key, k), s)`: the same draws for
+    any chunking of the grid.
+    """
+    model = nnx.merge(graphdef, params)
+    n_runs = x.shape[0]
+
+    def step(i, carry):
         x, log_w = carry
-        log_w = log_w - (betas[k] - betas[k - 1]) * tempering.path_energy(model, x, reference)
-        beta = jnp.full((n_runs,), betas[k], jnp.float32)
+        k = offset + i
+        log_w = log_w - (betas[i + 1] - betas[i]) * tempering.path_energy(model, x, reference)
+        beta = jnp.full((n_runs,), betas[i + 1], jnp.float32)
 
         def sweep(s, x):
-            key_ks = jax.random.fold_in(jax.random.fold_in(run_key, k), s)
+            key_ks = jax.random.fold_in(jax.random.fold_in(key, k), s)
             return gibbs.sweep(key_ks, x, model, beta, None, reference)
 
-        return (lax.fori_loop(0, n_sweeps, sweep, x), log_w), None
+        return lax.fori_loop(0, n_sweeps, sweep, x), log_w
 
+    return lax.fori_loop(0, count, step, (x, log_w))
+
+
+def _anneal(graphdef, params, key, grid: np.ndarray, reference, n_runs: int, n_sweeps: int):
+    """(M,) log-weights without log Z_ref: the runs annealed along `grid`, in chunks."""
+    start_key, run_key = jax.random.split(key)
+    x = _start(graphdef, params, start_key, reference, n_runs=n_runs)
     log_w = jnp.zeros((n_runs,), jnp.float32)
-    (_, log_w), _ = lax.scan(step, (x, log_w), jnp.arange(1, betas.shape[0]))
+    for offset in range(1, len(grid), _CHUNK):
+        part = grid[offset - 1 : offset + _CHUNK]
+        count = len(part) - 1
+        betas = np.pad(part, (0, _CHUNK + 1 - len(part)), constant_values=1.0).astype(np.float32)
+        x, log_w = _anneal_chunk(
+            graphdef, params, run_key, x, log_w, jnp.asarray(betas), jnp.int32(offset),
+            jnp.int32(count), reference, n_sweeps=n_sweeps,
+        )  # fmt: skip
     return log_w
 
 
@@ -180,10 +208,7 @@ def ais(
     place = device_lib.resolve(device, n_chains=n_runs, n_variables=model.n_variables)
     graphdef, params = nnx.split(model)
     params, key, reference = place.replicate((params, key, reference))
-    log_w = _anneal(
-        graphdef, params, key, jnp.asarray(grid, jnp.float32), reference,
-        n_runs=n_runs, n_sweeps=n_sweeps,
-    )  # fmt: skip
+    log_w = _anneal(graphdef, params, key, grid, reference, n_runs, n_sweeps)
     log_w = np.asarray(log_w, np.float64) + log_z_ref
     if not np.all(np.isfinite(log_w)):
         raise ValueError("AIS log-weights are not finite: the model's energy overflowed")

@@ -390,6 +390,7 @@ def _evaluate(args) -> int:
         repeats=args.repeats,
         cross_check=args.method == "auto",
         progress=not args.no_progress and sys.stderr.isatty(),
+        ais=None if args.ais_betas == 0 else {"n_runs": args.ais_runs, "n_betas": args.ais_betas},
     )
     summary = {"model": target.label, "data": described, "metrics": metrics}
     if report is not None:
@@ -723,6 +724,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("-n", "--n", type=int, default=2000, help="NRPT sampling rounds")
     evaluate.add_argument("--max-rounds", type=int, default=512)
     evaluate.add_argument("--repeats", type=int, default=1, help="independent NRPT estimates")
+    evaluate.add_argument("--ais-betas", type=int, default=1000,
+                          help="AIS grid points for the AIS log Z beside NRPT's (0: no AIS)")  # fmt: skip
+    evaluate.add_argument("--ais-runs", type=int, default=256, help="AIS runs (default 256)")
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--set", action="append", metavar="KEY=VALUE",
                           help="physics model parameter, e.g. --set size=8")  # fmt: skip
@@ -774,6 +778,11 @@ def _check_args(args) -> None:
     most = exact.MAX_ENUMERATION_STATES.bit_length() - 1
     if getattr(args, "hidden", None) is not None and args.hidden > most:
         raise UsageError(f"--hidden must be <= {most} (exact log Z), got {args.hidden}")
+    ais_betas = getattr(args, "ais_betas", None)
+    if ais_betas is not None and (ais_betas < 0 or ais_betas == 1):
+        raise UsageError(f"--ais-betas must be 0 (no AIS) or >= 2, got {ais_betas}")
+    if getattr(args, "ais_runs", None) is not None and args.ais_runs < 2:
+        raise UsageError(f"--ais-runs must be >= 2, got {args.ais_runs}")
     if getattr(args, "max_rounds", None) is not None and args.max_rounds < 32:
         raise UsageError(f"--max-rounds must be >= 32, got {args.max_rounds}")
 

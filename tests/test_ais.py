@@ -100,3 +100,21 @@ def test_bad_input_is_named(key):
         hn.ais(m, key, collapse=True)
     with pytest.raises(ValueError, match=r"delta must be in \(0, 1\)"):
         hn.ais(m, key, n_runs=4, n_betas=4).lower_bound(1.5)
+
+
+def test_grid_length_and_chunking_do_not_recompile_or_change_draws(key, monkeypatch):
+    """Any grid length reuses the compiled chunk; the log-weights do not depend
+    on how the grid is cut into chunks."""
+    from hamon_nnx import annealing
+
+    m = hn.IsingModel.lattice((4, 4), coupling=0.3)
+    whole = hn.ais(m, key, n_runs=8, n_betas=40)
+    monkeypatch.setattr(annealing, "_CHUNK", 7)
+    np.testing.assert_allclose(
+        hn.ais(m, key, n_runs=8, n_betas=40).log_weights, whole.log_weights, rtol=1e-6
+    )
+    monkeypatch.undo()
+    hn.ais(m, key, n_runs=8, n_betas=41)
+    size = annealing._anneal_chunk._cache_size()
+    hn.ais(m, key, n_runs=8, n_betas=300)
+    assert annealing._anneal_chunk._cache_size() == size

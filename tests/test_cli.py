@@ -93,6 +93,17 @@ def test_train_then_evaluate_and_sample_the_checkpoint(tmp_path, capsys):
         summary["metrics"]["test_log_likelihood"]["value"], abs=1e-6
     )
     assert abs(metrics["log_z_nrpt_check"]["z_score"]) < 5
+    # AIS beside NRPT by default, against the exact log Z here
+    ais = metrics["log_z_ais"]
+    assert ais["method"] == "ais" and ais["z_against"] == "exact" and abs(ais["z_score"]) < 5
+    assert ais["n_runs"] == 256 and ais["n_betas"] == 1000 and ais["stderr"] > 0
+    assert (
+        cli.main(["evaluate", str(run), "-n", "300", "--max-rounds", "32", "--ais-betas", "0"]) == 0
+    )
+    text = capsys.readouterr().out
+    assert "log_z_nrpt_check" in text and "log_z_ais" not in text
+    assert cli.main(["evaluate", str(run), "--ais-betas", "1"]) == 2
+    _one_line_error(capsys, "hamon-nnx evaluate: error: --ais-betas must be 0 (no AIS) or >= 2")
     out = tmp_path / "samples"
     assert cli.main(["sample", str(run), "-n", "50", "--max-rounds", "32", "--out", str(out)]) == 0
     assert np.load(out / "samples.npy").shape == (1, 50, 13)
