@@ -161,7 +161,7 @@ def test_renamed_arguments_warn_and_keep_working(key):
     with pytest.raises(TypeError, match="pass n_betas= only"):
         hn.nrpt(m, key, n_betas=4, n_chains=4)
     with pytest.warns(DeprecationWarning, match="rounds= is renamed n_rounds="):
-        negative = hn.NRPTNegative(n_chains=4, rounds=3)
+        negative = hn.NRPTNegative(4, rounds=3)
     assert negative == hn.NRPTNegative(n_betas=4, n_rounds=3)
     with pytest.warns(DeprecationWarning, match="max_chains= is renamed max_betas="):
         plan = hn.autotune(m, key, max_rounds=32, n_betas=4, n_explore=1, max_chains=8)
