@@ -4,6 +4,7 @@ Prints ONE JSON document on stdout (progress on stderr):
 
     python benchmarks/ais.py              # 4 seeds, 20 s a run
     python benchmarks/ais.py --quick      # 2 seeds, 5 s a run
+    python benchmarks/ais.py --defaults   # only hn.ais(model, key) as a new user calls it
 
 Models with an exact log Z: the 16x16 periodic Ising model at beta 0.44
 (Kaufman) and the trained Fashion-MNIST RBM 784x25 of
@@ -78,10 +79,31 @@ def run_nrpt(model, key, budget: float) -> dict:
             "rounds": int(plan.energies().shape[1]), "seconds": time.perf_counter() - start}  # fmt: skip
 
 
+def defaults(zoo) -> list[dict]:
+    """`hn.ais(model, key)` with every default (256 runs, 1000 betas), compile included."""
+    rows = []
+    for name, model, exact in zoo:
+        for seed in (0, 1):
+            start = time.perf_counter()
+            est = hn.ais(model, jax.random.key(seed))
+            row = {"model": name, "seed": seed, "log_z": est.log_z, "stderr": est.stderr,
+                   "ess": est.ess, "seconds": time.perf_counter() - start}  # fmt: skip
+            if exact is not None:
+                row["error"] = est.log_z - exact
+                row["z"] = row["error"] / est.stderr
+            log(json.dumps(row))
+            rows.append(row)
+    return rows
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--defaults", action="store_true")
     args = parser.parse_args(argv)
+    if args.defaults:
+        print(json.dumps({"ais_defaults": defaults(models())}, indent=2))
+        return 0
     seeds, budget = ((0, 1), 5.0) if args.quick else ((0, 1, 2, 3), 20.0)
     rows, zoo = [], models()
     for name, model, exact in zoo:

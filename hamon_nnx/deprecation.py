@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 
-_UNSET = object()
+UNSET = object()  # the default of a renamed argument's new name: not passed
 
 
 def renamed(where: str, old: str, old_value, new: str, new_value, default):
@@ -15,8 +15,8 @@ def renamed(where: str, old: str, old_value, new: str, new_value, default):
     error; passing neither gives `default`.
     """
     if old_value is None:
-        return default if new_value is _UNSET else new_value
-    if new_value is not _UNSET:
+        return default if new_value is UNSET else new_value
+    if new_value is not UNSET:
         raise TypeError(f"{where}: pass {new}= only ({old}= is its old name)")
     warnings.warn(
         f"{where}: {old}= is renamed {new}= (the old name will be removed)",
@@ -24,6 +24,3 @@ def renamed(where: str, old: str, old_value, new: str, new_value, default):
         stacklevel=3,
     )
     return old_value
-
-
-UNSET = _UNSET
