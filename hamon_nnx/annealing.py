@@ -19,9 +19,10 @@ sample size) says how many runs count; tests check the error bar's
 calibration over many seeds against exact log Z.
 
 A plain `hn.RBM` is annealed on its smaller layer with the other summed out
-(`RBM.marginal()`, as Salakhutdinov and Murray 2008 anneal the visible
-layer), which has the same Z; `reference` may be fitted to data there (their
-base-rate model).
+(`RBM.marginal()`, same Z). On the joint (v, h) path (`collapse=False`, and
+always for a `CategoricalRBM`) block Gibbs moves the runs and a run's weight
+sums the hidden layer out at each beta (Salakhutdinov and Murray 2008);
+`reference` may be fitted to data (their base-rate model).
 """
 
 from __future__ import annotations
@@ -36,9 +37,11 @@ import numpy as np
 from flax import nnx
 from jax import lax
 
+from . import exact
 from .core import device as device_lib
 from .core import gibbs, tempering
 from .core import reference as ref_lib
+from .core.layout import check_states
 from .models.base import EnergyModel, check_params_finite
 from .sampling import _check_count, _check_key
 from .tuning import _collapsed
@@ -99,8 +102,25 @@ def _resolve_reference(model, reference):
                 f"got {len(reference)}"
             )
         return tuple(jnp.asarray(r, jnp.float32) for r in reference)
+    if _rbm_like(model) and np.shape(reference)[-1:] == (model.n_visible,):
+        return _base_rate(model, reference)
     data = model.validate_state(reference, name="reference data")
     return ref_lib.fit(model.to_internal(data.reshape(-1, model.n_variables)), model.blocks)
+
+
+def _rbm_like(model) -> bool:
+    """An RBM or CategoricalRBM with its own energy (its hidden layer can be summed)."""
+    return exact.is_plain_rbm(model) or exact.is_categorical_rbm(model)
+
+
+def _base_rate(model, visible):
+    """Salakhutdinov and Murray's base-rate reference: visible marginals fitted, hidden uniform."""
+    kinds, qs = model.variable_kinds()
+    n = model.n_visible
+    v = check_states(np.asarray(visible).reshape(-1, n), kinds[:n], qs[:n], "reference data")
+    h = np.zeros((len(v), model.n_hidden), np.int8)
+    fitted = ref_lib.fit(jnp.asarray(np.concatenate([v, h], axis=1)), model.blocks)
+    return (fitted[0], jnp.zeros_like(fitted[1]))
 
 
 _CHUNK = 256  # grid steps per compiled call: any grid length reuses one program
@@ -112,13 +132,41 @@ def _start(graphdef, params, key, reference, *, n_runs):
     return ref_lib.sample(key, nnx.merge(graphdef, params).blocks, reference, n_runs)
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef", "n_sweeps"))
-def _anneal_chunk(graphdef, params, key, x, log_w, betas, offset, count, reference, *, n_sweeps):
+def _hidden_summed_log_density(model, x, reference, beta):
+    """log of the tempered joint pi_beta(v, h) summed over h, at the visible part of x.
+
+    For an RBM-like model (free energy F(v) = -vis(v) - sum_j softplus(a_j(v))
+    with hidden logits a(v)) and reference logits r_h on the hidden layer,
+    sum_h exp(-(1 - beta) E_ref(v, h) - beta E(v, h)) is
+    exp(-(1 - beta) E_ref(v) + beta vis(v)) prod_j (1 + exp((1 - beta) r_h + beta a_j(v))).
+    """
+    v = x[:, : model.n_visible]
+    no_hidden = x.at[:, model.n_visible :].set(0)  # binary hidden units add 0 to E_ref
+    ref_v = ref_lib.energy(no_hidden, model.blocks, reference)
+    a = model.hidden_logits(v)
+    vis = -model.free_energy(v) - jnp.sum(jax.nn.softplus(a), axis=-1)
+    hidden = jnp.sum(jax.nn.softplus((1 - beta) * reference[1] + beta * a), axis=-1)
+    return -(1 - beta) * ref_v + beta * vis + hidden
+
+
+def _weight_increment(model, x, reference, beta_from, beta_to, rao_blackwell: bool):
+    """log pi*_(beta_to)(x) - log pi*_(beta_from)(x): a run's log-weight gain at state x."""
+    if rao_blackwell:
+        to = _hidden_summed_log_density(model, x, reference, beta_to)
+        return to - _hidden_summed_log_density(model, x, reference, beta_from)
+    return -(beta_to - beta_from) * tempering.path_energy(model, x, reference)
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "n_sweeps", "rao_blackwell"))
+def _anneal_chunk(
+    graphdef, params, key, x, log_w, betas, offset, count, reference, *, n_sweeps, rao_blackwell
+):
     """Grid steps k = offset .. offset + count - 1 (betas[i] = grid[offset - 1 + i]).
 
-    Step k adds -(beta_k - beta_(k-1)) V(x) to the log-weights, then sweeps
-    at beta_k with keys `fold_in(fold_in(key, k), s)`: the same draws for
-    any chunking of the grid.
+    Step k adds log pi*_(beta_k)(x) - log pi*_(beta_(k-1))(x) to the
+    log-weights (-(beta_k - beta_(k-1)) V(x); with `rao_blackwell` the
+    hidden layer summed out), then sweeps at beta_k with keys
+    `fold_in(fold_in(key, k), s)`: the same draws for any chunking of the grid.
     """
     model = nnx.merge(graphdef, params)
     n_runs = x.shape[0]
@@ -126,7 +174,9 @@ def _anneal_chunk(graphdef, params, key, x, log_w, betas, offset, count, referen
     def step(i, carry):
         x, log_w = carry
         k = offset + i
-        log_w = log_w - (betas[i + 1] - betas[i]) * tempering.path_energy(model, x, reference)
+        log_w = log_w + _weight_increment(
+            model, x, reference, betas[i], betas[i + 1], rao_blackwell
+        )
         beta = jnp.full((n_runs,), betas[i + 1], jnp.float32)
 
         def sweep(s, x):
@@ -138,7 +188,7 @@ def _anneal_chunk(graphdef, params, key, x, log_w, betas, offset, count, referen
     return lax.fori_loop(0, count, step, (x, log_w))
 
 
-def _anneal(graphdef, params, key, grid: np.ndarray, reference, n_runs: int, n_sweeps: int):
+def _anneal(graphdef, params, key, grid, reference, n_runs, n_sweeps, rao_blackwell):
     """(M,) log-weights without log Z_ref: the runs annealed along `grid`, in chunks."""
     start_key, run_key = jax.random.split(key)
     x = _start(graphdef, params, start_key, reference, n_runs=n_runs)
@@ -149,7 +199,7 @@ def _anneal(graphdef, params, key, grid: np.ndarray, reference, n_runs: int, n_s
         betas = np.pad(part, (0, _CHUNK + 1 - len(part)), constant_values=1.0).astype(np.float32)
         x, log_w = _anneal_chunk(
             graphdef, params, run_key, x, log_w, jnp.asarray(betas), jnp.int32(offset),
-            jnp.int32(count), reference, n_sweeps=n_sweeps,
+            jnp.int32(count), reference, n_sweeps=n_sweeps, rao_blackwell=rao_blackwell,
         )  # fmt: skip
     return log_w
 
@@ -178,11 +228,18 @@ def ais(
         n_sweeps: Gibbs sweeps at each intermediate beta.
         reference: "uniform", product-reference logits per block (internal
             order, as `hn.nrpt` takes), or data states (natural order of the
-            annealed model) to fit a product reference to (the base-rate
-            model of Salakhutdinov and Murray).
+            annealed model) to fit a product reference to; on the joint path
+            of an RBM, visible data alone fit the visible layer with the
+            hidden one uniform (the base-rate model of Salakhutdinov and Murray).
         collapse: anneal a plain `hn.RBM` on its smaller layer with the other
-            summed out (default for plain RBMs; same Z); False anneals the
-            joint (v, h).
+            summed out (the default; same Z); False anneals the joint (v, h)
+            by block Gibbs, two matrix products a step. On the joint path of
+            an RBM or a `CategoricalRBM` the weights sum the hidden layer out
+            (Rao-Blackwellized, Salakhutdinov and Murray's estimator: the
+            same runs, lower variance). Trained RBMs often cross a sharp
+            transition on the joint path that block Gibbs cannot follow (a
+            784 x 20 Fashion-MNIST RBM: log Z off by -57 with ESS 5 where
+            the collapsed path is within 0.08 with ESS 101): watch `ess`.
         device: where to run ("auto", "cpu", "gpu", a `jax.Device`, None).
 
     Returns:
@@ -203,12 +260,13 @@ def ais(
     grid = _check_betas(betas, n_betas)
     model = _collapsed(model, None, collapse)
     check_params_finite(model)
+    rao_blackwell = _rbm_like(model)
     reference = _resolve_reference(model, reference)
     log_z_ref = float(ref_lib.log_partition(model.blocks, reference))
     place = device_lib.resolve(device, n_chains=n_runs, n_variables=model.n_variables)
     graphdef, params = nnx.split(model)
     params, key, reference = place.replicate((params, key, reference))
-    log_w = _anneal(graphdef, params, key, grid, reference, n_runs, n_sweeps)
+    log_w = _anneal(graphdef, params, key, grid, reference, n_runs, n_sweeps, rao_blackwell)
     log_w = np.asarray(log_w, np.float64) + log_z_ref
     if not np.all(np.isfinite(log_w)):
         raise ValueError("AIS log-weights are not finite: the model's energy overflowed")

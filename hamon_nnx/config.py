@@ -15,16 +15,22 @@ Schema (with defaults)::
     description: ""
     output: runs/{name}          # the checkpoint directory ({name} is filled in)
     data:
-      name: digits               # digits | digits_quantized | bars_and_stripes
-      threshold: 8               # digits: pixel >= threshold -> 1 (0 < t <= 16)
-      levels: 4                  # digits_quantized: grey levels (2..17)
+      name: digits               # digits | digits_quantized | bars_and_stripes |
+                                 # fashion_mnist | fashion_mnist_quantized | mnist | mnist_quantized
+      threshold: null            # binary data: pixel >= threshold -> 1; digits (0, 16],
+                                 # default 8; *mnist pixel / 255 in (0, 1], default 0.5
+      binarize: threshold        # *mnist: threshold | stochastic (Bernoulli(p / 255), seed split_seed)
+      levels: 4                  # *_quantized: grey levels (digits 2..17, *mnist 2..127)
       size: 4                    # bars_and_stripes: image side (2..6)
       test_fraction: 0.2         # digits*: held-out fraction, [0, 1)
       split_seed: 0              # digits*: seed of the train/test split
+      validation: 10000          # *mnist: training images held out for validation
+      n_train: 0                 # keep only the first n training images (0: all)
+      path: ""                   # *mnist: directory of the IDX files (searched first)
       encoding: auto             # auto | binary | spins (spins: 0/1 -> -1/+1)
     model:
-      kind: rbm                  # rbm | ising | potts
-      n_hidden: 16               # rbm
+      kind: rbm                  # rbm | categorical_rbm | ising | potts
+      n_hidden: 16               # rbm, categorical_rbm
       init_scale: 0.01           # rbm: std of the initial weights
       graph: dense               # ising | potts: dense (all pairs) | neighbourhood
       radius: 1                  # neighbourhood: pixels within this Chebyshev distance
@@ -51,6 +57,8 @@ Schema (with defaults)::
       max_rounds: 512            # nrpt: longest tuning adaptation
       repeats: 1                 # nrpt: independent estimates (spread checks the error bar)
       cross_check: false         # exact models: also estimate log Z by NRPT and compare
+      ais_runs: 0                # also estimate log Z by AIS with this many runs (0: no AIS)
+      ais_betas: 1000            # AIS: points of the annealing grid
       seed: 0
 
 Example:
@@ -101,24 +109,56 @@ def _field(default, *, choices=None, low=None, high=None, low_open=False, doc=""
     return dataclasses.field(default=default, metadata=meta)
 
 
+DATA_SETS = (
+    "digits",
+    "digits_quantized",
+    "bars_and_stripes",
+    "fashion_mnist",
+    "fashion_mnist_quantized",
+    "mnist",
+    "mnist_quantized",
+)
+MODEL_KINDS = ("rbm", "categorical_rbm", "ising", "potts")
+
+
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
     """Which data to train on and how to encode it."""
 
-    name: str = _field("digits", choices=("digits", "digits_quantized", "bars_and_stripes"))
-    threshold: float = _field(8.0, low=0.0, high=16.0, low_open=True)
-    levels: int = _field(4, low=2, high=17)
+    name: str = _field("digits", choices=DATA_SETS)
+    threshold: float = _field(None, low=0.0, high=16.0, low_open=True)  # None: the set's default
+    binarize: str = _field("threshold", choices=("threshold", "stochastic"))
+    levels: int = _field(4, low=2, high=127)
     size: int = _field(4, low=2, high=6)
     test_fraction: float = _field(0.2, low=0.0, high=0.95)
     split_seed: int = _field(0, low=0)
+    validation: int = _field(10000, low=0, high=59999)
+    n_train: int = _field(0, low=0)
+    path: str = _field("")
     encoding: str = _field("auto", choices=("auto", "binary", "spins"))
+
+    @property
+    def quantized(self) -> bool:
+        """Categorical data with `levels` grey levels (the *_quantized sets)."""
+        return self.name.endswith("_quantized")
+
+    @property
+    def idx(self) -> bool:
+        """An MNIST-like set read from IDX files (mnist, fashion_mnist and quantized)."""
+        return self.name.startswith(("mnist", "fashion_mnist"))
+
+    def binary_threshold(self) -> float:
+        """The binarization cut: `threshold`, or the set's default (8 digits, 0.5 *mnist)."""
+        if self.threshold is not None:
+            return self.threshold
+        return 0.5 if self.idx else 8.0
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     """The model family and its structure."""
 
-    kind: str = _field("rbm", choices=("rbm", "ising", "potts"))
+    kind: str = _field("rbm", choices=MODEL_KINDS)
     n_hidden: int = _field(16, low=1, high=4096)
     init_scale: float = _field(0.01, low=0.0, high=10.0)
     graph: str = _field("dense", choices=("dense", "neighbourhood"))
@@ -162,6 +202,8 @@ class EvaluationConfig:
     max_rounds: int = _field(512, low=32, high=10**6)
     repeats: int = _field(1, low=1, high=100)
     cross_check: bool = _field(False)
+    ais_runs: int = _field(0, low=0, high=10**6)
+    ais_betas: int = _field(1000, low=2, high=10**7)
     seed: int = _field(0, low=0)
 
 
@@ -252,6 +294,8 @@ def _build(cls, mapping, prefix: str):
         tp = hints[name]
         if dataclasses.is_dataclass(tp):
             values[name] = _build(tp, mapping.get(name), f"{prefix}{name}.")
+        elif name in mapping and mapping[name] is None and f.default is None:
+            continue  # an optional key left unset (written back as null by to_dict)
         elif name in mapping:
             values[name] = _check_value(f"{prefix}{name}", mapping[name], tp, dict(f.metadata))
     return cls(**values)
@@ -286,15 +330,23 @@ def from_dict(mapping: dict) -> RunConfig:
 def _check_consistency(cfg: RunConfig) -> None:
     """Combinations that each key alone cannot reject."""
     kind, data, neg = cfg.model.kind, cfg.data, cfg.training.negative
-    if kind == "potts" and data.name != "digits_quantized":
+    categorical_model = kind in ("potts", "categorical_rbm")
+    if categorical_model and not data.quantized:
         raise ConfigError(
-            f"model.kind: a potts model needs categorical data (data.name: digits_quantized), "
-            f"got data.name: {data.name}"
+            f"model.kind: a {kind} model needs categorical data (data.name: digits_quantized, "
+            f"fashion_mnist_quantized or mnist_quantized), got data.name: {data.name}"
         )
-    if kind != "potts" and data.name == "digits_quantized":
+    if not categorical_model and data.quantized:
         raise ConfigError(
-            f"data.name: digits_quantized has {data.levels} levels; model.kind {kind} needs "
-            "binary data (use model.kind: potts)"
+            f"data.name: {data.name} has {data.levels} levels; model.kind {kind} needs "
+            "binary data (use model.kind: potts or categorical_rbm)"
+        )
+    if data.name == "digits_quantized" and data.levels > 17:
+        raise ConfigError(f"data.levels: the digits have 17 grey levels, got {data.levels}")
+    if data.threshold is not None and data.idx and data.threshold > 1:
+        raise ConfigError(
+            f"data.threshold: {data.name} pixels are scaled to p / 255; the threshold must be "
+            f"in (0, 1], got {data.threshold:g}"
         )
     if kind == "ising" and data.encoding == "binary":
         raise ConfigError("data.encoding: an ising model takes spins; use encoding: spins or auto")
@@ -303,12 +355,13 @@ def _check_consistency(cfg: RunConfig) -> None:
     from . import exact  # jax and flax only once a config is checked
 
     most = exact.MAX_ENUMERATION_STATES.bit_length() - 1  # hidden units exact log Z can sum
-    if neg.kind == "exact" and kind == "rbm" and cfg.model.n_hidden > most:
+    rbm = kind in ("rbm", "categorical_rbm")
+    if neg.kind == "exact" and rbm and cfg.model.n_hidden > most:
         raise ConfigError(
             f"training.negative.kind: exact enumerates 2^n_hidden states; model.n_hidden "
             f"{cfg.model.n_hidden} > {most} = log2(MAX_ENUMERATION_STATES) (use pcd or nrpt)"
         )
-    if cfg.evaluation.log_likelihood == "exact" and kind == "rbm" and cfg.model.n_hidden > most:
+    if cfg.evaluation.log_likelihood == "exact" and rbm and cfg.model.n_hidden > most:
         raise ConfigError(
             f"evaluation.log_likelihood: exact needs model.n_hidden <= {most} "
             f"(MAX_ENUMERATION_STATES), got {cfg.model.n_hidden} (use nrpt or auto)"

@@ -40,7 +40,7 @@ import numpy as np
 from . import config as config_lib
 from . import data as data_lib
 from . import exact
-from .models import RBM, IsingModel, PottsModel
+from .models import RBM, CategoricalRBM, IsingModel, PottsModel
 from .models.base import EnergyModel
 
 MODEL_DIR = "model"
@@ -73,32 +73,22 @@ class RunData:
 
 def load_data(cfg: config_lib.RunConfig) -> RunData:
     """The data a config names, encoded for its model (spins for Ising models)."""
-    d = cfg.data
-    if d.name == "digits":
-        ds = data_lib.digits(d.threshold, d.test_fraction, d.split_seed)
-    elif d.name == "digits_quantized":
-        ds = data_lib.digits_quantized(d.levels, d.test_fraction, d.split_seed)
-    else:
-        images = data_lib.bars_and_stripes(d.size)
-        ds = data_lib.Dataset(
-            images,
-            images,
-            name="bars_and_stripes",
-            image_shape=(d.size, d.size),
-            description=(
-                f"every distinct {d.size}x{d.size} bars-and-stripes image; "
-                "the test set is the training set (the data are the whole distribution)"
-            ),
-        )
+    ds = _dataset(cfg.data)
     train, test = ds.train, ds.test
+    if cfg.data.n_train:
+        train = train[: cfg.data.n_train]
     if ds.levels > 2:
         encoding = "categorical"
-    elif d.encoding == "spins" or (d.encoding == "auto" and cfg.model.kind == "ising"):
+    elif cfg.data.encoding == "spins" or (
+        cfg.data.encoding == "auto" and cfg.model.kind == "ising"
+    ):
         encoding = "spins"
         train, test = 2 * train - 1, 2 * test - 1
     else:
         encoding = "binary"
     description = ds.description + ("; encoded as spins -1/+1" if encoding == "spins" else "")
+    if cfg.data.n_train and cfg.data.n_train < len(ds.train):
+        description += f"; trained on the first {cfg.data.n_train} training images only"
     return RunData(
         np.asarray(train, np.int8),
         np.asarray(test, np.int8),
@@ -107,6 +97,35 @@ def load_data(cfg: config_lib.RunConfig) -> RunData:
         encoding,
         ds.levels,
         ds.image_shape,
+    )
+
+
+def _dataset(d: config_lib.DataConfig) -> data_lib.Dataset:
+    """The `hn.data` set a data config names, preprocessed as it says."""
+    if d.name == "digits":
+        return data_lib.digits(d.binary_threshold(), d.test_fraction, d.split_seed)
+    if d.name == "digits_quantized":
+        return data_lib.digits_quantized(d.levels, d.test_fraction, d.split_seed)
+    if d.idx:
+        loader = data_lib.fashion_mnist if d.name.startswith("fashion") else data_lib.mnist
+        return loader(
+            d.path or None,
+            binarize=d.binarize,
+            threshold=d.binary_threshold(),
+            levels=d.levels if d.quantized else None,
+            seed=d.split_seed,
+            validation=d.validation,
+        )
+    images = data_lib.bars_and_stripes(d.size)
+    return data_lib.Dataset(
+        images,
+        images,
+        name="bars_and_stripes",
+        image_shape=(d.size, d.size),
+        description=(
+            f"every distinct {d.size}x{d.size} bars-and-stripes image; "
+            "the test set is the training set (the data are the whole distribution)"
+        ),
     )
 
 
@@ -147,8 +166,12 @@ def build_model(cfg: config_lib.RunConfig, data: RunData) -> EnergyModel:
 
     m = cfg.model
     n = data.train.shape[1]
-    if m.kind == "rbm":
-        model = RBM(n, m.n_hidden, rngs=nnx.Rngs(m.seed), init_scale=m.init_scale)
+    if m.kind in ("rbm", "categorical_rbm"):
+        rngs, scale = nnx.Rngs(m.seed), m.init_scale
+        if m.kind == "rbm":
+            model = RBM(n, m.n_hidden, rngs=rngs, init_scale=scale)
+        else:
+            model = CategoricalRBM(n, m.n_hidden, data.levels, rngs=rngs, init_scale=scale)
         if m.init_from_data:
             model.init_visible_bias(data.train)
         return model
@@ -292,7 +315,9 @@ def evaluate(
     standard error. With `ais` (keyword arguments of `hn.ais`, e.g.
     `{"n_runs": 256, "n_betas": 1000}`), annealed importance sampling
     estimates log Z too: `log_z_ais`, with its z-score against the primary
-    log Z (exact, or NRPT's, the two error bars combined). For every mean
+    log Z (exact, or NRPT's, the two error bars combined), and
+    `test_log_likelihood_ais` from it (`cross_check` likewise adds
+    `log_z_nrpt_check` and `test_log_likelihood_nrpt` to an exact log Z). For every mean
     over data vectors, `data_stderr` is the standard error over the vectors
     (the spread of the test set, not a sampling error); `stderr` is the
     Monte-Carlo error of the estimate (0 when exact).
@@ -310,12 +335,17 @@ def evaluate(
             model, key, use_exact=_use_exact(model, method), cross_check=cross_check,
             progress=progress, n_samples=n_samples, max_rounds=max_rounds, repeats=repeats,
         )  # fmt: skip
+        metrics["log_z"] = log_z
         if check is not None:
             metrics["log_z_nrpt_check"] = check
-        metrics["log_z"] = log_z
         if ais is not None:
             metrics["log_z_ais"] = _ais_log_z(model, jax.random.fold_in(key, 7), log_z, ais)
         metrics.update(_log_likelihood_metrics(model, log_z, (("test", test), ("train", train))))
+        for other in ("log_z_nrpt_check", "log_z_ais"):  # the test LL by each other estimate
+            if other in metrics:
+                by = metrics[other]
+                rows = _log_likelihood_metrics(model, by, (("test", test),))
+                metrics.update({f"{k}_{by['method']}": v for k, v in rows.items()})
     metrics.update(_test_diagnostics(model, test))
     return metrics, report
 
@@ -545,6 +575,7 @@ def _evaluate_run(cfg: config_lib.RunConfig, model, data: RunData, progress: boo
         repeats=e.repeats,
         cross_check=e.cross_check,
         progress=progress,
+        ais={"n_runs": e.ais_runs, "n_betas": e.ais_betas} if e.ais_runs else None,
     )
 
 

@@ -118,3 +118,48 @@ def test_grid_length_and_chunking_do_not_recompile_or_change_draws(key, monkeypa
     size = annealing._anneal_chunk._cache_size()
     hn.ais(m, key, n_runs=8, n_betas=300)
     assert annealing._anneal_chunk._cache_size() == size
+
+
+class _OwnEnergyRBM(hn.RBM):
+    """An RBM that only inherits its energy: AIS cannot sum its hidden layer."""
+
+    def energy(self, x):
+        return super().energy(x)
+
+
+def test_joint_path_weights_sum_the_hidden_layer(key):
+    """collapse=False: the same block-Gibbs runs, weights with h summed out
+    (Salakhutdinov and Murray): calibrated, and a smaller error bar than the
+    joint-energy weights of the same path."""
+    rbm = small_rbm(5, nv=10, nh=5)
+    exact = hn.exact.log_partition(rbm)
+    z, ratio = [], []
+    for seed in range(30):
+        k = jax.random.key(seed)
+        est = hn.ais(rbm, k, n_runs=64, n_betas=100, collapse=False)
+        z.append((est.log_z - exact) / est.stderr)
+        other = _OwnEnergyRBM.from_params(rbm.W[...], rbm.visible_bias[...], rbm.hidden_bias[...])
+        ratio.append(est.stderr / hn.ais(other, k, n_runs=64, n_betas=100).stderr)
+    z = np.array(z)
+    assert abs(z.mean()) < 3 / np.sqrt(30) + 0.1 and 0.6 < z.std() < 1.4, (z.mean(), z.std())
+    assert np.median(ratio) < 0.8, np.median(ratio)
+
+
+def test_base_rate_reference_from_visible_data(key):
+    rbm = small_rbm(6)
+    v = rng(6).integers(0, 2, size=(200, rbm.n_visible))
+    est = hn.ais(rbm, key, n_runs=256, n_betas=300, collapse=False, reference=v)
+    within(est, hn.exact.log_partition(rbm))
+    with pytest.raises(ValueError, match="reference data"):
+        hn.ais(rbm, key, collapse=False, reference=np.full((5, rbm.n_visible), 2))
+
+
+def test_categorical_rbm_with_a_base_rate_reference(key):
+    g = rng(7)
+    crbm = hn.CategoricalRBM.from_params(
+        g.normal(size=(6, 3, 4)), g.normal(size=(6, 3)), g.normal(size=4)
+    )
+    data = g.integers(0, 3, size=(300, 6))
+    for reference in ("uniform", data):
+        est = hn.ais(crbm, key, n_runs=256, n_betas=300, reference=reference)
+        within(est, hn.exact.log_partition(crbm))

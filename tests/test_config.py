@@ -94,6 +94,10 @@ def test_name_is_required_and_checked():
         ({"model": {"kind": "ising"}, "data": {"encoding": "binary"}}, "takes spins"),
         ({"training": {"negative": {"kind": "exact"}}, "model": {"n_hidden": 32}}, "> 24"),
         ({"evaluation": {"log_likelihood": "exact"}, "model": {"n_hidden": 64}}, "<= 24"),
+        ({"model": {"kind": "categorical_rbm"}}, "a categorical_rbm model needs categorical"),
+        ({"data": {"name": "fashion_mnist_quantized"}}, "fashion_mnist_quantized has 4 levels"),
+        ({"data": {"name": "fashion_mnist", "threshold": 8}}, r"threshold must be in \(0, 1\]"),
+        ({"data": {"name": "digits_quantized", "levels": 20}, "model": {"kind": "potts"}}, "17"),
     ],
 )
 def test_inconsistent_combinations(mapping, message):
@@ -112,6 +116,16 @@ def test_load_config_errors_name_the_file(tmp_path):
         config.load_config(typo)
     with pytest.raises(FileNotFoundError, match="no config file"):
         config.load_config(tmp_path / "missing.yaml")
+
+
+def test_threshold_defaults_per_data_set_and_round_trips():
+    digits = config.from_dict({"name": "x"})
+    fashion = config.from_dict({"name": "x", "data": {"name": "fashion_mnist"}})
+    assert digits.data.threshold is None and digits.data.binary_threshold() == 8
+    assert fashion.data.binary_threshold() == 0.5 and fashion.data.idx
+    assert config.from_dict(config.to_dict(fashion)) == fashion  # null survives the round trip
+    with pytest.raises(config.ConfigError, match="data.threshold: must be a number"):
+        config.from_dict({"name": "x", "data": {"threshold": "high"}})
 
 
 def test_defaults_and_output_dir(tmp_path):
