@@ -21,6 +21,7 @@ from .models import Binary as Binary
 from .models import Block as Block
 from .models import Categorical as Categorical
 from .models import CategoricalRBM as CategoricalRBM
+from .models import CategoricalRBMMarginal as CategoricalRBMMarginal
 from .models import ClockModel as ClockModel
 from .models import EnergyModel as EnergyModel
 from .models import IsingModel as IsingModel

@@ -19,10 +19,11 @@ sample size) says how many runs count; tests check the error bar's
 calibration over many seeds against exact log Z.
 
 A plain `hn.RBM` is annealed on its smaller layer with the other summed out
-(`RBM.marginal()`, same Z). On the joint (v, h) path (`collapse=False`, and
-always for a `CategoricalRBM`) block Gibbs moves the runs and a run's weight
-sums the hidden layer out at each beta (Salakhutdinov and Murray 2008);
-`reference` may be fitted to data (their base-rate model).
+(`RBM.marginal()`, same Z), a `CategoricalRBM` on its hidden layer
+(`CategoricalRBM.marginal()`). On the joint (v, h) path (`collapse=False`)
+block Gibbs moves the runs and a run's weight sums the hidden layer out at
+each beta (Salakhutdinov and Murray 2008); `reference` may be fitted to data
+(their base-rate model).
 """
 
 from __future__ import annotations
@@ -232,7 +233,8 @@ def ais(
             of an RBM, visible data alone fit the visible layer with the
             hidden one uniform (the base-rate model of Salakhutdinov and Murray).
         collapse: anneal a plain `hn.RBM` on its smaller layer with the other
-            summed out (the default; same Z); False anneals the joint (v, h)
+            summed out, a `CategoricalRBM` on its hidden layer (the default;
+            same Z); False anneals the joint (v, h)
             by block Gibbs, two matrix products a step. On the joint path of
             an RBM or a `CategoricalRBM` the weights sum the hidden layer out
             (Rao-Blackwellized, Salakhutdinov and Murray's estimator: the

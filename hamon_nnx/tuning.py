@@ -39,6 +39,7 @@ from .core import reference as ref_lib
 from .deprecation import UNSET, renamed
 from .models.base import EnergyModel
 from .models.ising import IsingModel
+from .models.categorical_rbm import CategoricalRBM
 from .models.rbm import RBM, RBMMarginal
 from .parallel_tempering import Rounds, Runner
 from .sampling import _check_count, _check_key
@@ -598,10 +599,11 @@ def _agree(a: evidence.LogZ, b: evidence.LogZ, n_sigma: float = 3.0) -> bool:
 
 def _collapsed(model, clamp, collapse: bool | None):
     """The model autotune tempers: an RBM's marginal where asked or by default."""
-    plain_rbm = (
-        isinstance(model, RBM)
-        and type(model).energy is RBM.energy
-        and type(model).free_energy is RBM.free_energy
+    plain_rbm = any(
+        isinstance(model, cls)
+        and type(model).energy is cls.energy
+        and type(model).free_energy is cls.free_energy
+        for cls in (RBM, CategoricalRBM)
     )
     if collapse is None:
         collapse = plain_rbm and clamp is None
@@ -609,7 +611,8 @@ def _collapsed(model, clamp, collapse: bool | None):
         raise TypeError(f"collapse must be None, True or False, got {collapse!r}")
     elif collapse and not plain_rbm:
         raise ValueError(
-            "collapse=True sums out a layer of an hn.RBM with the standard energy; "
+            "collapse=True sums out a layer of an hn.RBM or hn.CategoricalRBM with its own "
+            "energy; "
             f"got {type(model).__name__}"
         )
     elif collapse and clamp is not None:

@@ -339,3 +339,41 @@ def test_trainer_evaluation_includes_the_reconstruction_error():
     history = trainer.fit(data, epochs=1, batch_size=20)
     error = history["train_reconstruction_error"][0]
     assert 0 <= error <= 2
+
+
+# -- the collapsed model: hidden layer with the visible one summed out ------------
+def test_marginal_has_the_same_log_z_and_hidden_distribution():
+    model = random_model(5, 3, 4, seed=11)
+    marginal = model.marginal()
+    assert isinstance(marginal, hn.CategoricalRBMMarginal) and marginal.n_variables == 4
+    assert hn.exact.log_partition(marginal) == pytest.approx(hn.exact.log_partition(model))
+    states, probs = hn.exact.probabilities(model)
+    hidden, hp = hn.exact.probabilities(marginal)
+    for i, h in enumerate(hidden):
+        want = probs[np.all(states[:, 5:] == h, axis=1)].sum()
+        assert hp[i] == pytest.approx(want, abs=1e-6)
+
+
+def test_marginal_sweep_and_completed_draws_match_enumeration(key):
+    """The hand-written sequential sweep at beta = 0.6 against enumeration of
+    the tempered marginal; completed joint draws of the tuned (collapsed,
+    fitted-reference) ladder at beta = 1 against the joint model."""
+    model = random_model(4, 3, 4, seed=12)
+    marginal = model.marginal()
+    draws = hn.sample(marginal, key, n_samples=3000, n_chains=16, beta=0.6)
+    states, probs = hn.exact.probabilities(marginal, beta=0.6)
+    assert_matches(np.asarray(draws), states, probs, [np.arange(2)] * 4)
+    plan = hn.autotune(model, key, max_rounds=128)
+    assert plan.report().collapsed == "hidden"
+    joint = np.asarray(plan.sample(jax.random.fold_in(key, 1), 3000))[0]
+    states, probs = hn.exact.probabilities(model)
+    batches = joint.reshape(10, 300, 8)  # batch means of one chain
+    assert_matches(batches, states, probs, [np.arange(3)] * 4 + [np.arange(2)] * 4)
+
+
+def test_marginal_saves_and_loads(tmp_path):
+    marginal = random_model(3, 4, 2, seed=13).marginal()
+    hn.save(marginal, tmp_path / "m")
+    back = hn.load(tmp_path / "m")
+    assert type(back) is hn.CategoricalRBMMarginal and back.config() == marginal.config()
+    assert hn.exact.log_partition(back) == pytest.approx(hn.exact.log_partition(marginal))

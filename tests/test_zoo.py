@@ -12,7 +12,9 @@ import pytest
 import hamon_nnx as hn
 from hamon_nnx import config, zoo
 
-PRETRAINED = ["ising-digits", "potts-digits-4", "rbm-digits-16", "rbm-digits-64"]
+DIGITS = ["ising-digits", "potts-digits-4", "rbm-digits-16", "rbm-digits-64"]
+FASHION = ["rbm-fashion-mnist-20", "rbm-fashion-mnist-500"]
+PRETRAINED = sorted(DIGITS + FASHION)
 PHYSICS = ["ising-2d", "ising-3d", "spin-glass-ea", "spin-glass-sk", "potts-2d"]
 CONFIGS = Path(__file__).parent.parent / "configs"
 
@@ -22,7 +24,15 @@ def test_list():
     assert names == PRETRAINED + PHYSICS
 
 
-@pytest.mark.parametrize("name", PRETRAINED)
+def _fashion_files() -> bool:
+    try:
+        hn.data.fashion_mnist(validation=10000)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("name", DIGITS)
 def test_pretrained_entry(name):
     model = zoo.load(name)
     meta = zoo.info(name)
@@ -46,6 +56,41 @@ def test_pretrained_entry(name):
     # info is a fresh copy: changing it changes nothing
     meta["metrics"].clear()
     assert zoo.info(name)["metrics"]
+
+
+@pytest.mark.parametrize("name", FASHION)
+def test_fashion_entry_records_ais_and_nrpt_that_agree(name):
+    """784-pixel models: the test log-likelihood by AIS and by NRPT, each with
+    its error bar, within 3 sigma of the exact value or of each other."""
+    model = zoo.load(name)
+    meta = zoo.info(name)
+    assert config.from_dict(meta["config"]) == config.load_config(CONFIGS / f"{name}.yaml")
+    assert meta["data"]["image_shape"] == [28, 28] and meta["data"]["n_test"] == 10000
+    assert meta["size_bytes"] < 2_500_000 and model.n_visible == 784
+    m = meta["metrics"]
+    primary, ais = m["test_log_likelihood"], m["test_log_likelihood_ais"]
+    assert ais["stderr"] > 0 and abs(m["log_z_ais"]["z_score"]) < 3
+    if primary["method"] == "exact":
+        nrpt = m["test_log_likelihood_nrpt"]
+        for other in (nrpt, ais):
+            assert abs(other["value"] - primary["value"]) < 3 * other["stderr"], other
+    else:
+        assert primary["method"] == "nrpt" and primary["stderr"] > 0
+        joint = math.hypot(primary["stderr"], ais["stderr"])
+        assert abs(ais["value"] - primary["value"]) < 3 * joint
+
+
+@pytest.mark.skipif(not _fashion_files(), reason="Fashion-MNIST files not installed")
+def test_fashion_metrics_are_reproduced_from_the_data():
+    from hamon_nnx import runs
+
+    model = zoo.load("rbm-fashion-mnist-20")
+    meta = zoo.info("rbm-fashion-mnist-20")
+    test = zoo.data("rbm-fashion-mnist-20").test
+    log_z = hn.exact.log_partition(model)
+    assert log_z == pytest.approx(meta["metrics"]["log_z"]["value"], abs=1e-4)
+    ll = runs.log_likelihoods(model, test, log_z).mean()
+    assert ll == pytest.approx(meta["metrics"]["test_log_likelihood"]["value"], abs=1e-4)
 
 
 def test_kinds_of_pretrained_models():

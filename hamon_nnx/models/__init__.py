@@ -2,6 +2,7 @@ from .base import Block as Block
 from .base import EnergyModel as EnergyModel
 from .base import model_from_config as model_from_config
 from .categorical_rbm import CategoricalRBM as CategoricalRBM
+from .categorical_rbm import CategoricalRBMMarginal as CategoricalRBMMarginal
 from .check import ModelCheckError as ModelCheckError
 from .check import check_model as check_model
 from .custom import Binary as Binary

@@ -20,8 +20,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from ..core import random
 from ..core.layout import check_states
 from .base import BINARY, CATEGORICAL, KINDS, Block, EnergyModel, check_finite
+from .rbm import RBMMarginal
 
 
 def _check_size(name: str, value, low: int, high: int | None = None) -> int:
@@ -241,6 +243,12 @@ class CategoricalRBM(EnergyModel):
         v, h = self.split(x)
         return self.visible_logits(h) if b == 0 else self.hidden_logits(v)
 
+    def marginal(self) -> CategoricalRBMMarginal:
+        """The hidden layer with the visible one summed out (a copy of the
+        parameters): same Z, the collapsed model `hn.autotune` and `hn.ais`
+        temper (see `CategoricalRBMMarginal`)."""
+        return CategoricalRBMMarginal(self.W[...], self.visible_bias[...], self.hidden_bias[...])
+
     # -- training ------------------------------------------------------------------
     def contrastive_gradient(self, data, negatives):
         """mean F(data) - mean F(negatives) and its gradient, in closed form.
@@ -292,3 +300,62 @@ class CategoricalRBM(EnergyModel):
             },
         )
         return loss, grads
+
+
+class CategoricalRBMMarginal(RBMMarginal):
+    """The hidden layer of a `CategoricalRBM` with the categorical visible layer summed out.
+
+    E(h) = -c.h - sum_i logsumexp_a (b[i, a] + sum_j W[i, a, j] h_j), the
+    CategoricalRBM's free energy of h: the same Z, and the collapsed model
+    that `hn.autotune` and `hn.ais` temper (the joint (v, h) path of a
+    trained model crosses a sharp transition that block Gibbs cannot
+    follow). `complete(key, h)` draws v from its exact conditional; a sweep
+    updates the hidden units in order, keeping the (n_visible, q) fields up
+    to date (one W[:, :, j] per update).
+
+    Example:
+        >>> import numpy as np, hamon_nnx as hn
+        >>> g = np.random.default_rng(0)
+        >>> crbm = hn.CategoricalRBM.from_params(g.normal(size=(4, 3, 2)))
+        >>> marginal = crbm.marginal()
+        >>> marginal.n_variables, marginal.q
+        (2, 3)
+        >>> bool(np.isclose(hn.exact.log_partition(marginal), hn.exact.log_partition(crbm)))
+        True
+    """
+
+    def __init__(self, W, visible_bias, hidden_bias):
+        W = jnp.asarray(W, jnp.float32)
+        if W.ndim != 3:
+            raise ValueError(f"W must have shape (n_visible, q, n_hidden), got {W.shape}")
+        self.keep = "hidden"
+        self.n_summed, self.q, self.n_variables = (int(d) for d in W.shape)
+        self.W = nnx.Param(W)  # (summed, q, kept)
+        self.summed_bias = nnx.Param(jnp.asarray(visible_bias, jnp.float32))
+        self.kept_bias = nnx.Param(jnp.asarray(hidden_bias, jnp.float32))
+        self.blocks = tuple(Block(j, j + 1, BINARY, 2) for j in range(self.n_variables))
+
+    def config(self) -> dict:
+        """Numbers of visible units, visible states and hidden units."""
+        return {
+            "class": type(self).registered_name(),
+            "n_visible": self.n_summed,
+            "n_hidden": self.n_variables,
+            "q": self.q,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict) -> CategoricalRBMMarginal:
+        """Zero weights and biases of the configured sizes."""
+        nv, q, nh = int(config["n_visible"]), int(config["q"]), int(config["n_hidden"])
+        return cls(jnp.zeros((nv, q, nh)), jnp.zeros((nv, q)), jnp.zeros(nh))
+
+    def _log_normalizer(self, a):
+        return jnp.sum(jax.nn.logsumexp(a, axis=-1), axis=-1)
+
+    def _log_normalizer_change(self, a, w):
+        return jnp.sum(jax.nn.logsumexp(a + w, axis=-1) - jax.nn.logsumexp(a, axis=-1))
+
+    def _draw_summed(self, key, x):
+        logits = self.fields(x).reshape(-1, self.n_summed, self.q)
+        return random.categorical(key, logits).reshape(*x.shape[:-1], self.n_summed)

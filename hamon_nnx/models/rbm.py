@@ -275,31 +275,44 @@ class RBMMarginal(EnergyModel):
 
     def fields(self, x):
         """The summed layer's conditional logits given kept states x (..., kept)."""
-        return jnp.asarray(x).astype(jnp.float32) @ self.W[...].T + self.summed_bias[...]
+        x = jnp.asarray(x).astype(jnp.float32)
+        return jnp.tensordot(x, self.W[...], axes=([-1], [-1])) + self.summed_bias[...]
+
+    def _log_normalizer(self, a):
+        """log of the summed layer's sum over its states given fields a (..., summed)."""
+        return jnp.sum(jax.nn.softplus(a), axis=-1)
+
+    def _log_normalizer_change(self, a, w):
+        """_log_normalizer(a + w) - _log_normalizer(a) of one chain, term by term."""
+        return jnp.sum(jax.nn.softplus(a + w) - jax.nn.softplus(a))
+
+    def _draw_summed(self, key, x):
+        """The summed layer drawn from its exact conditional given kept states x."""
+        p = jax.nn.sigmoid(self.fields(x)).reshape(-1, self.n_summed)
+        return random.bernoulli(key, p).astype(jnp.int8).reshape(*x.shape[:-1], self.n_summed)
 
     def energy(self, x):
         kept = jnp.asarray(x).astype(jnp.float32) @ self.kept_bias[...]
-        return -kept - jnp.sum(jax.nn.softplus(self.fields(x)), axis=-1)
+        return -kept - self._log_normalizer(self.fields(x))
 
     def complete(self, key: jax.Array, x: jax.Array) -> jax.Array:
         """Joint RBM states (..., n_visible + n_hidden), natural order: the
         kept layer x with the summed layer drawn from its exact conditional."""
         x = jnp.asarray(x, jnp.int8)
-        p = jax.nn.sigmoid(self.fields(x)).reshape(-1, self.n_summed)
-        other = random.bernoulli(key, p).astype(jnp.int8).reshape(*x.shape[:-1], self.n_summed)
+        other = self._draw_summed(key, x)
         return jnp.concatenate([other, x] if self.keep == "hidden" else [x, other], axis=-1)
 
     def _logit(self, a_without, w, c):
         """log p(x_j = 1) / p(x_j = 0) given the fields a without unit j."""
-        return c + jnp.sum(jax.nn.softplus(a_without + w) - jax.nn.softplus(a_without))
+        return c + self._log_normalizer_change(a_without, w)
 
     def block_logits(self, x, b):
-        w = self.W[...][:, b]
+        w = self.W[...][..., b]
         a = self.fields(x) - w * x[b].astype(jnp.float32)
         return self._logit(a, w, self.kept_bias[...][b])[None]
 
     def gibbs_sweep(self, u, x, beta, keep, reference=None):
-        columns = self.W[...].T  # (kept, summed): unit j's weights contiguous
+        columns = jnp.moveaxis(self.W[...], -1, 0)  # (kept, summed...): unit j's contiguous
         c = self.kept_bias[...]
 
         def unit(j, carry):
