@@ -38,8 +38,8 @@ from .core import diagnostics, evidence, gibbs, schedule, tempering
 from .core import reference as ref_lib
 from .deprecation import UNSET, renamed
 from .models.base import EnergyModel
-from .models.ising import IsingModel
 from .models.categorical_rbm import CategoricalRBM
+from .models.ising import IsingModel
 from .models.rbm import RBM, RBMMarginal
 from .parallel_tempering import Rounds, Runner
 from .sampling import _check_count, _check_key
