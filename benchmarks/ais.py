@@ -7,9 +7,10 @@ Prints ONE JSON document on stdout (progress on stderr):
     python benchmarks/ais.py --defaults   # only hn.ais(model, key) as a new user calls it
 
 Models with an exact log Z: the 16x16 periodic Ising model at beta 0.44
-(Kaufman) and the trained Fashion-MNIST RBM 784x25 of
+(Kaufman), the trained Fashion-MNIST RBM 784x25 of
 `benchmarks/results/rbm-fashion-784x25` (exact log Z by enumerating its
-2^25 hidden states). A model without one: a 16x16 +-J glass, where the two
+2^25 hidden states) and the zoo's `rbm-fashion-mnist-20` (2^20 states;
+`--only zoo-rbm-fashion-mnist-20` runs it alone). A model without one: a 16x16 +-J glass, where the two
 must agree. Both methods run with the defaults a user gets:
 
 * AIS: `hn.ais(model, key)` with 256 runs; its grid is sized to the budget
@@ -47,6 +48,8 @@ def models() -> list[tuple[str, object, float | None]]:
     if (RBM_DIR / "model.json").is_file():
         exact = json.loads((RBM_DIR / "exact_log_z.json").read_text())["log_z"]
         out.append(("rbm-fashion-784x25", hn.load(RBM_DIR), exact))
+    zoo20 = hn.zoo.load("rbm-fashion-mnist-20")  # exact: 2^20 hidden states summed
+    out.append(("zoo-rbm-fashion-mnist-20", zoo20, float(hn.exact.log_partition(zoo20))))
     g = np.random.default_rng(0)
     edges, _ = hn.core.graph.lattice_edges((16, 16), True)
     glass = hn.IsingModel.from_edges(256, edges, g.choice([-0.5, 0.5], size=len(edges)))
@@ -100,12 +103,15 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--defaults", action="store_true")
+    parser.add_argument("--only", default=None, help="run only the model of this name")
     args = parser.parse_args(argv)
     if args.defaults:
         print(json.dumps({"ais_defaults": defaults(models())}, indent=2))
         return 0
     seeds, budget = ((0, 1), 5.0) if args.quick else ((0, 1, 2, 3), 20.0)
-    rows, zoo = [], models()
+    rows, zoo = [], [m for m in models() if args.only in (None, m[0])]
+    if not zoo:
+        parser.error(f"--only: no model named {args.only!r}")
     for name, model, exact in zoo:
         for seed in seeds:
             key = jax.random.key(seed)

@@ -30,7 +30,7 @@ learning_rate=0.1, batch_size=10, random_state=0)`` driven by ``partial_fit``,
 one call per minibatch. One ``partial_fit`` call is exactly one step of
 ``fit``'s inner loop (``self._fit(X, self.random_state_)`` on the whole array
 it gets: one SML/PCD-1 update with its ``batch_size`` = 10 persistent hidden
-chains, per-sample learning rate 0.1 / 10; the first call draws
+chains, plain SGD at 0.1 on the minibatch-mean gradient; the first call draws
 ``components_`` from N(0, 0.01^2) with ``random_state`` as ``fit`` does, and
 every call re-validates its input, a cost counted in the clock as for any user
 of ``partial_fit``). One epoch is ``ceil(n / 10)`` calls over the slices
@@ -40,10 +40,10 @@ The data are converted to float64 before its clock starts. Its BLAS thread
 count is the faster of OpenBLAS's default and 1 (``--sklearn-blas-threads
 auto``; a probe of 60 ``partial_fit`` calls each, outside the clock): on the
 two-core machine under load, two OpenBLAS threads spin-waiting made a call
-20x slower than one thread. The clock is read
-every 10 minibatches and training stops as soon as it passes the budget, mid
-epoch if need be (a snapshot is then taken there), so scikit-learn gets the
-whole budget; this favours it by up to one hamon-nnx epoch.
+20x slower than one thread. The clock is read every 10 minibatches and
+training stops as soon as it passes the budget, mid epoch if need be (a
+snapshot is then taken there), so scikit-learn gets the whole budget; this
+favours it by up to one hamon-nnx epoch.
 
 Snapshots. After every epoch (and at scikit-learn's stop) the parameters
 W (784, 500), visible and hidden biases are copied to NumPy with the elapsed
@@ -60,9 +60,10 @@ importance weights whose mean is Z, so its log Z is a stochastic lower bound
 (log of an unbiased estimate: low on average, Jensen) and the log-likelihood
 is biased UP, more so when the ESS is small; reported with its standard error
 (delta method over the runs, which ignores that bias) and ESS. Both
-libraries are scored by the same estimator with the same settings. AIS of
-one 784x500 RBM costs about as much as a training budget on two cores, so at
-most four are scored: scikit-learn's final snapshot, hamon-nnx's final one,
+libraries are scored by the same estimator with the same settings; a scored
+snapshot whose ESS is below max(5, runs / 10) is listed under "warnings".
+AIS of one 784x500 RBM at 64 runs x 1000 betas takes 2-3 minutes on two
+cores (about 0.16 s a beta under load), so at most four are scored: scikit-learn's final snapshot, hamon-nnx's final one,
 hamon-nnx's last one at or before budget / 3, and one more hamon-nnx snapshot
 to bracket the time it first reaches scikit-learn's final LL (nearest half
 the budget/3 time if that one already reaches it, else nearest the middle
@@ -249,7 +250,7 @@ def train_hamon(train: np.ndarray, budget: float, seed: int) -> dict:
             "persistent chains"
         ),
         "epochs": trainer.epoch,
-        "seconds": snaps[-1]["seconds"],
+        "seconds": r4(snaps[-1]["seconds"]),
         "epoch_seconds": [r4(s) for s in epoch_seconds],
         "loss": [r4(x) for x in trainer.history.get("loss", [])],
         "snapshots": snaps,
@@ -344,12 +345,12 @@ def _train_sklearn(train64: np.ndarray, budget: float, seed: int) -> dict:
         "epoch_means": (
             f"ceil(n / {SKLEARN_BATCH}) partial_fit calls over fit's gen_even_slices of a fresh "
             f"permutation; each call is one SML/PCD-1 step (fit's self._fit) with "
-            f"{SKLEARN_BATCH} persistent chains, lr {SKLEARN_LR} / {SKLEARN_BATCH} per vector"
+            f"{SKLEARN_BATCH} persistent chains, sgd lr {SKLEARN_LR} on the minibatch-mean gradient"
         ),
         "epochs": r4(snaps[-1]["epoch"]),
         "full_epochs": epoch,
         "steps": steps,
-        "seconds": snaps[-1]["seconds"],
+        "seconds": r4(snaps[-1]["seconds"]),
         "epoch_seconds": [r4(s) for s in epoch_seconds],
         "snapshots": snaps,
     }
@@ -469,6 +470,14 @@ def main(argv=None) -> int:
         "first_time_note": "earliest scored hamon-nnx snapshot, an upper bound at the "
         "resolution of the scored snapshots",
     }
+    low_ess = max(5.0, args.ais_runs / 10)
+    warnings = [
+        f"{name} snapshot at {s['seconds']} s: AIS ESS {s['ess']:.1f} < {low_ess:g}, log Z is "
+        "likely far too low and the LL far too high (more --ais-betas)"
+        for name, rows in (("hamon-nnx", scored), ("scikit-learn", [sk_final]))
+        for s in rows
+        if s["ess"] < low_ess
+    ]
     for side in (hamon, sk):
         side["snapshot_seconds"] = [r4(s["seconds"]) for s in side.pop("snapshots")]
     hamon["scored"] = scored
@@ -494,6 +503,7 @@ def main(argv=None) -> int:
         "hamon_nnx": hamon,
         "sklearn": sk,
         "targets": targets,
+        "warnings": warnings,
         "loadavg_end": list(os.getloadavg()),
     }
     text = json.dumps(result, indent=2)

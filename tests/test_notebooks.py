@@ -17,12 +17,24 @@ NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
 
 
 def test_there_are_notebooks():
-    assert len(NOTEBOOKS) >= 4, [p.name for p in NOTEBOOKS]
+    assert len(NOTEBOOKS) >= 5, [p.name for p in NOTEBOOKS]
+
+
+def _fashion_mnist_installed() -> bool:
+    from hamon_nnx import data
+
+    try:
+        data.fashion_mnist()
+    except FileNotFoundError:
+        return False
+    return True
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs(path, tmp_path, monkeypatch):
+    if path.stem.startswith("05") and not _fashion_mnist_installed():
+        pytest.skip("notebook 05 reads Fashion-MNIST: apt-get install dataset-fashion-mnist")
     monkeypatch.setenv("HAMON_NOTEBOOK_QUICK", "1")
     book = nbformat.read(path, as_version=4)
     assert all(not cell.get("outputs") for cell in book.cells if cell.cell_type == "code"), (
