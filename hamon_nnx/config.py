@@ -147,11 +147,13 @@ class DataConfig:
         """An MNIST-like set read from IDX files (mnist, fashion_mnist and quantized)."""
         return self.name.startswith(("mnist", "fashion_mnist"))
 
+    def __post_init__(self):
+        if self.threshold is None:  # the data set's default cut
+            object.__setattr__(self, "threshold", 0.5 if self.idx else 8.0)
+
     def binary_threshold(self) -> float:
-        """The binarization cut: `threshold`, or the set's default (8 digits, 0.5 *mnist)."""
-        if self.threshold is not None:
-            return self.threshold
-        return 0.5 if self.idx else 8.0
+        """The binarization cut (default: 8 for the digits, 0.5 for *mnist)."""
+        return self.threshold
 
 
 @dataclasses.dataclass(frozen=True)
@@ -343,7 +345,7 @@ def _check_consistency(cfg: RunConfig) -> None:
         )
     if data.name == "digits_quantized" and data.levels > 17:
         raise ConfigError(f"data.levels: the digits have 17 grey levels, got {data.levels}")
-    if data.threshold is not None and data.idx and data.threshold > 1:
+    if data.idx and data.threshold > 1:
         raise ConfigError(
             f"data.threshold: {data.name} pixels are scaled to p / 255; the threshold must be "
             f"in (0, 1], got {data.threshold:g}"

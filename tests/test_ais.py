@@ -160,6 +160,6 @@ def test_categorical_rbm_with_a_base_rate_reference(key):
         g.normal(size=(6, 3, 4)), g.normal(size=(6, 3)), g.normal(size=4)
     )
     data = g.integers(0, 3, size=(300, 6))
-    for reference in ("uniform", data):
-        est = hn.ais(crbm, key, n_runs=256, n_betas=300, reference=reference)
-        within(est, hn.exact.log_partition(crbm))
+    within(hn.ais(crbm, key, n_runs=256, n_betas=300), hn.exact.log_partition(crbm))  # collapsed
+    est = hn.ais(crbm, key, n_runs=256, n_betas=300, collapse=False, reference=data)
+    within(est, hn.exact.log_partition(crbm))

@@ -121,7 +121,7 @@ def test_load_config_errors_name_the_file(tmp_path):
 def test_threshold_defaults_per_data_set_and_round_trips():
     digits = config.from_dict({"name": "x"})
     fashion = config.from_dict({"name": "x", "data": {"name": "fashion_mnist"}})
-    assert digits.data.threshold is None and digits.data.binary_threshold() == 8
+    assert digits.data.threshold == digits.data.binary_threshold() == 8
     assert fashion.data.binary_threshold() == 0.5 and fashion.data.idx
     assert config.from_dict(config.to_dict(fashion)) == fashion  # null survives the round trip
     with pytest.raises(config.ConfigError, match="data.threshold: must be a number"):

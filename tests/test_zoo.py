@@ -13,7 +13,7 @@ import hamon_nnx as hn
 from hamon_nnx import config, zoo
 
 DIGITS = ["ising-digits", "potts-digits-4", "rbm-digits-16", "rbm-digits-64"]
-FASHION = ["rbm-fashion-mnist-20", "rbm-fashion-mnist-500"]
+FASHION = ["categorical-rbm-fashion-mnist-4", "rbm-fashion-mnist-20", "rbm-fashion-mnist-500"]
 PRETRAINED = sorted(DIGITS + FASHION)
 PHYSICS = ["ising-2d", "ising-3d", "spin-glass-ea", "spin-glass-sk", "potts-2d"]
 CONFIGS = Path(__file__).parent.parent / "configs"
