@@ -44,6 +44,7 @@ from .core import gibbs, tempering
 from .core import reference as ref_lib
 from .core.layout import check_states
 from .models.base import EnergyModel, check_params_finite
+from .models.rbm import RBMMarginal
 from .sampling import _check_count, _check_key
 from .tuning import _collapsed
 
@@ -105,8 +106,38 @@ def _resolve_reference(model, reference):
         return tuple(jnp.asarray(r, jnp.float32) for r in reference)
     if _rbm_like(model) and np.shape(reference)[-1:] == (model.n_visible,):
         return _base_rate(model, reference)
+    if _visible_data_of_a_hidden_marginal(model, reference):
+        return _posterior_rate(model, reference)
     data = model.validate_state(reference, name="reference data")
     return ref_lib.fit(model.to_internal(data.reshape(-1, model.n_variables)), model.blocks)
+
+
+def _visible_data_of_a_hidden_marginal(model, data) -> bool:
+    """Visible vectors given to an RBM's hidden layer with the visible one summed out."""
+    return (
+        isinstance(model, RBMMarginal)
+        and model.keep == "hidden"
+        and model.n_summed != model.n_variables
+        and np.shape(data)[-1:] == (model.n_summed,)
+    )
+
+
+def _posterior_rate(model, visible):
+    """A hidden-layer reference from visible data: logit of mean P(h_j = 1 | v) over the data.
+
+    The collapsed path's counterpart of the base-rate model: the reference
+    sits where the data's hidden activations are (pseudocount 1, as `fit`).
+    """
+    n, q = model.n_summed, getattr(model, "q", 2)
+    kinds = np.full(n, 2 if q > 2 else 1)  # KINDS index: categorical or binary
+    v = check_states(np.asarray(visible).reshape(-1, n), kinds, np.full(n, q), "reference data")
+    x = jax.nn.one_hot(v, q) if q > 2 else jnp.asarray(v, jnp.float32)
+    W = model.W[...]
+    axes = (tuple(range(1, x.ndim)), tuple(range(W.ndim - 1)))
+    p = jax.nn.sigmoid(jnp.tensordot(x, W, axes=axes) + model.kept_bias[...])
+    ones = jnp.sum(p, axis=0) + 1.0
+    logits = jnp.log(ones) - jnp.log(len(v) + 2.0 - ones)
+    return tuple(logits[j : j + 1] for j in range(model.n_variables))
 
 
 def _rbm_like(model) -> bool:
@@ -231,7 +262,9 @@ def ais(
             order, as `hn.nrpt` takes), or data states (natural order of the
             annealed model) to fit a product reference to; on the joint path
             of an RBM, visible data alone fit the visible layer with the
-            hidden one uniform (the base-rate model of Salakhutdinov and Murray).
+            hidden one uniform (the base-rate model of Salakhutdinov and
+            Murray); on the collapsed hidden layer, visible data fit it to
+            the data's mean hidden activations P(h_j = 1 | v).
         collapse: anneal a plain `hn.RBM` on its smaller layer with the other
             summed out, a `CategoricalRBM` on its hidden layer (the default;
             same Z); False anneals the joint (v, h)

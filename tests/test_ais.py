@@ -163,3 +163,24 @@ def test_categorical_rbm_with_a_base_rate_reference(key):
     within(hn.ais(crbm, key, n_runs=256, n_betas=300), hn.exact.log_partition(crbm))  # collapsed
     est = hn.ais(crbm, key, n_runs=256, n_betas=300, collapse=False, reference=data)
     within(est, hn.exact.log_partition(crbm))
+
+
+def test_visible_data_fit_the_collapsed_hidden_layer(key):
+    """On the hidden layer with the visible one summed out, visible data set the
+    reference at the data's mean hidden activations (binary and categorical)."""
+    rbm = small_rbm(8, nv=10, nh=4)
+    v = rng(8).integers(0, 2, size=(300, 10))
+    marginal = rbm.marginal()
+    from hamon_nnx.annealing import _resolve_reference
+
+    logits = np.concatenate([np.asarray(r) for r in _resolve_reference(marginal, v)])
+    p = 1 / (1 + np.exp(-(v @ np.asarray(rbm.W[...]) + np.asarray(rbm.hidden_bias[...]))))
+    want = np.log((p.sum(0) + 1) / (len(v) + 1 - p.sum(0)))
+    np.testing.assert_allclose(logits, want, rtol=1e-5, atol=1e-5)
+    within(hn.ais(rbm, key, n_runs=256, n_betas=300, reference=v), hn.exact.log_partition(rbm))
+    g = rng(9)
+    crbm = hn.CategoricalRBM.from_params(g.normal(size=(6, 3, 3)), g.normal(size=(6, 3)))
+    data = g.integers(0, 3, size=(300, 6))
+    within(hn.ais(crbm, key, n_runs=256, n_betas=300, reference=data), hn.exact.log_partition(crbm))
+    with pytest.raises(ValueError, match="reference data"):
+        hn.ais(crbm, key, reference=np.full((4, 6), 3))
