@@ -73,5 +73,5 @@ def test_readme_block_runs(i, capsys, tmp_path, monkeypatch):
 def test_readme_commands_are_the_ci_commands():
     text = README.read_text()
     ci = (README.parent / ".ci" / "run").read_text()
-    assert "python -m pytest -q" in text and "python -m pytest -q" in ci
+    assert "python -m pytest -q -n auto" in text and "python -m pytest -q -n auto" in ci
     assert "hamon-nnx demo" in text

@@ -120,7 +120,7 @@ def names() -> list[str]:
     Example:
         >>> import hamon_nnx as hn
         >>> hn.zoo.names()[:2]
-        ['ising-digits', 'potts-digits-4']
+        ['categorical-rbm-fashion-mnist-4', 'ising-digits']
     """
     return sorted(_index()) + [*_PHYSICS]
 
