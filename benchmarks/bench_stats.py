@@ -1,4 +1,4 @@
-"""Statistics shared by the benchmark scripts (numpy only, any Python >= 3.11).
+"""Statistics and machine facts shared by the benchmark scripts (numpy only, Python >= 3.11).
 
 Both sides of a side-by-side benchmark import this one estimator, so their
 numbers are comparable.
@@ -7,8 +7,21 @@ numbers are comparable.
 from __future__ import annotations
 
 import math
+import subprocess
 
 import numpy as np
+
+
+def cpu_model() -> str | None:
+    """The processor's name from `lscpu` ("Model name"), or None where lscpu is missing."""
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    for line in out.splitlines():
+        if line.startswith("Model name:"):
+            return line.split(":", 1)[1].strip()
+    return None
 
 
 def ess_geyer(x) -> dict:

@@ -90,11 +90,13 @@ import math
 import os
 import pathlib
 import platform
-import subprocess
 import sys
 import time
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_stats import cpu_model  # noqa: E402
 
 N_VISIBLE = 784
 N_HIDDEN = 500
@@ -147,17 +149,6 @@ def parse_args(argv=None):
 
 
 # -- environment -----------------------------------------------------------------
-def cpu_model() -> str | None:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    for line in out.splitlines():
-        if line.startswith("Model name:"):
-            return line.split(":", 1)[1].strip()
-    return None
-
-
 def environment() -> dict:
     import flax
     import jax

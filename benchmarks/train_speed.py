@@ -64,12 +64,14 @@ import json
 import math
 import os
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_stats import cpu_model  # noqa: E402
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 TARGET_RATIO_SKLEARN = 5.0  # (a) hamon steps/s over scikit-learn's, at least
@@ -103,17 +105,6 @@ def parse_args(argv=None):
 
 
 # -- environment ---------------------------------------------------------------
-def cpu_model() -> str | None:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    for line in out.splitlines():
-        if line.startswith("Model name:"):
-            return line.split(":", 1)[1].strip()
-    return None
-
-
 def environment() -> dict:
     import flax
     import jax
