@@ -164,28 +164,31 @@ def _start(graphdef, params, key, reference, *, n_runs):
     return ref_lib.sample(key, nnx.merge(graphdef, params).blocks, reference, n_runs)
 
 
-def _hidden_summed_log_density(model, x, reference, beta):
-    """log of the tempered joint pi_beta(v, h) summed over h, at the visible part of x.
+def _hidden_summed_increment(model, x, reference, beta_from, beta_to):
+    """log pi*_(beta_to)(v) - log pi*_(beta_from)(v), the tempered joint summed over h.
 
     For an RBM-like model (free energy F(v) = -vis(v) - sum_j softplus(a_j(v))
     with hidden logits a(v)) and reference logits r_h on the hidden layer,
     sum_h exp(-(1 - beta) E_ref(v, h) - beta E(v, h)) is
-    exp(-(1 - beta) E_ref(v) + beta vis(v)) prod_j (1 + exp((1 - beta) r_h + beta a_j(v))).
+    exp(-(1 - beta) E_ref(v) + beta vis(v)) prod_j (1 + exp((1 - beta) r_h + beta a_j(v))):
+    the terms of v are computed once for both betas.
     """
     v = x[:, : model.n_visible]
     no_hidden = x.at[:, model.n_visible :].set(0)  # binary hidden units add 0 to E_ref
     ref_v = ref_lib.energy(no_hidden, model.blocks, reference)
     a = model.hidden_logits(v)
     vis = -model.free_energy(v) - jnp.sum(jax.nn.softplus(a), axis=-1)
-    hidden = jnp.sum(jax.nn.softplus((1 - beta) * reference[1] + beta * a), axis=-1)
-    return -(1 - beta) * ref_v + beta * vis + hidden
+
+    def hidden(beta):
+        return jnp.sum(jax.nn.softplus((1 - beta) * reference[1] + beta * a), axis=-1)
+
+    return (beta_to - beta_from) * (ref_v + vis) + hidden(beta_to) - hidden(beta_from)
 
 
 def _weight_increment(model, x, reference, beta_from, beta_to, rao_blackwell: bool):
     """log pi*_(beta_to)(x) - log pi*_(beta_from)(x): a run's log-weight gain at state x."""
     if rao_blackwell:
-        to = _hidden_summed_log_density(model, x, reference, beta_to)
-        return to - _hidden_summed_log_density(model, x, reference, beta_from)
+        return _hidden_summed_increment(model, x, reference, beta_from, beta_to)
     return -(beta_to - beta_from) * tempering.path_energy(model, x, reference)
 
 
