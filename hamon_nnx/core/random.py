@@ -134,3 +134,13 @@ def categorical(key: jax.Array, logits: jax.Array) -> jax.Array:
     u = jax.random.uniform(key, logits.shape[:-1], dtype=jnp.float32)
     target = u * cdf[..., -1]
     return jnp.sum(target[..., None] >= cdf[..., :-1], axis=-1).astype(jnp.int8)
+
+
+def uniform(key: jax.Array, n_rows: int, count: int) -> jax.Array:
+    """(n_rows, count) float32 uniforms on [0, 1) with 24 random bits each.
+
+    Hashed from counters (row, column) like `bernoulli`, so row c depends
+    only on (key, c), never on the number of rows.
+    """
+    words, _ = hash_words(key, n_rows, 0, count)
+    return (words >> jnp.uint32(8)).astype(jnp.float32) * jnp.float32(2.0**-24)

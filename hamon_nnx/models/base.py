@@ -190,6 +190,17 @@ class EnergyModel(nnx.Module):
         """
         return custom.autodiff_block_logits(self, x, b)
 
+    # -- cluster updates -----------------------------------------------------
+    def cluster_problem(self) -> str | None:
+        """Why the cluster explorers (Swendsen-Wang, Wolff) cannot run on this
+        model, or None when they can: pairwise Ising models (couplings of any
+        sign) and Potts models with ferromagnetic delta couplings override it."""
+        return f"{type(self).__name__} is not a pairwise Ising or Potts model"
+
+    def cluster_bonds(self):
+        """Edges, couplings and fields in internal order (`core.clusters.Bonds`)."""
+        raise NotImplementedError(self.cluster_problem())
+
     # -- variables -----------------------------------------------------------
     def variable_kinds(self) -> tuple[np.ndarray, np.ndarray]:
         """Per variable, in natural order: (kind index into KINDS, q)."""

@@ -21,6 +21,7 @@ from flax import nnx
 from jax import lax
 
 from ..core import graph
+from ..core.clusters import Bonds
 from .base import SPIN, Block, EnergyModel, GraphLayout, check_finite
 from .dense import grouped_sweep
 
@@ -42,6 +43,10 @@ class IsingModel(EnergyModel):
         >>> s.shape
         (2, 10, 64)
     """
+
+    def cluster_problem(self) -> str | None:
+        """None: Swendsen-Wang and Wolff run on every Ising model (any signs, fields)."""
+        return None
 
     @staticmethod
     def lattice(shape, coupling=1.0, field=0.0, periodic: bool = True) -> IsingModel:
@@ -205,6 +210,16 @@ class LatticeIsing(IsingModel):
         # sublattice shape: keeps XLA's fused loops free of index arithmetic
         return 2.0 * (local + h)
 
+    def cluster_bonds(self) -> Bonds:
+        """The lattice as a grid (natural order): J per axis, 0 across open boundaries."""
+        d = len(self.shape)
+        J = jnp.broadcast_to(self._couplings().reshape(d, *([1] * d)), (d, *self.shape))
+        if not self.periodic:
+            last = np.indices(self.shape) == np.reshape(self.shape, (d,) + (1,) * d) - 1
+            J = jnp.where(last, 0.0, J)
+        h = jnp.broadcast_to(self.field[...], self.shape).reshape(-1)
+        return Bonds(None, J, h, grid=self.shape)
+
     def energy(self, x):
         s = jnp.asarray(x).astype(jnp.float32)
         lead = s.shape[:-1]
@@ -261,6 +276,11 @@ class SparseIsing(GraphLayout, IsingModel):
         h = self.field[...][self.order[self.blocks[b].slice]]
         return 2.0 * (local + h)
 
+    def cluster_bonds(self) -> Bonds:
+        """The graph's edges in internal (colour) order, one J each."""
+        edges = self.position[...][self.edges[...]]
+        return Bonds(edges, self.coupling[...], self.field[...][self.order[...]])
+
     def energy(self, x):
         s = jnp.asarray(x).astype(jnp.float32)
         e = self.edges[...]
@@ -294,6 +314,12 @@ class DenseIsing(IsingModel):
         # symmetric with zero diagonal whatever training did to the raw matrix
         J = self.coupling[...]
         return 0.5 * (J + J.T) * (1.0 - jnp.eye(self.n_variables, dtype=J.dtype))
+
+    def cluster_bonds(self) -> Bonds:
+        """Every pair i < j as an edge (n (n - 1) / 2 of them), J_ij each."""
+        i, j = np.triu_indices(self.n_variables, k=1)
+        edges = jnp.asarray(np.stack([i, j], axis=1), jnp.int32)
+        return Bonds(edges, self._J()[i, j], self.field[...])
 
     def energy(self, x):
         s = jnp.asarray(x).astype(jnp.float32)

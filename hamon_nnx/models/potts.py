@@ -14,6 +14,7 @@ from flax import nnx
 from jax import lax
 
 from ..core import graph
+from ..core.clusters import Bonds
 from .base import CATEGORICAL, Block, EnergyModel, GraphLayout, check_finite
 from .dense import grouped_sweep
 
@@ -160,6 +161,29 @@ class PottsModel(GraphLayout, EnergyModel):
         if h.shape not in ((), (q,), (L, q)):
             raise ValueError(f"h must be a scalar, shape ({q},) or ({L}, {q}); got {h.shape}")
         return DensePotts(J, np.broadcast_to(h, (L, q)))
+
+    def cluster_problem(self) -> str | None:
+        """None for delta couplings J >= 0 (scalar or one per edge), else why not."""
+        J = self.coupling[...]
+        if J.ndim > 1:
+            return (
+                "Swendsen-Wang and Wolff need delta couplings J delta(s_i, s_j); this Potts "
+                f"model has q x q coupling matrices (shape {tuple(J.shape)})"
+            )
+        if isinstance(J, jax.core.Tracer):
+            return None
+        if np.any(np.asarray(J) < 0):
+            return (
+                "Swendsen-Wang and Wolff need ferromagnetic Potts couplings J >= 0; "
+                f"the smallest is {float(np.min(np.asarray(J))):.4g}"
+            )
+        return None
+
+    def cluster_bonds(self) -> Bonds:
+        """The graph's edges in internal (colour) order, J per edge, fields (n, q)."""
+        J = jnp.broadcast_to(self.coupling[...], (self.n_edges,))
+        edges = self.position[...][self.edges[...]]
+        return Bonds(edges, J, self.field[...][self.order[...]])
 
     def _edge_matrix(self):
         """Couplings as matrices: (E, q, q), or (q, q) when shared."""
