@@ -327,6 +327,7 @@ def _report_dict(report) -> dict:
     return {
         "n_betas": report.n_betas,
         "n_explore": report.n_explore,
+        "explorer": report.explorer,
         "barrier": float(report.total_barrier),
         "round_trips": int(report.round_trips),
         "round_trip_rate": float(report.round_trip_rate),

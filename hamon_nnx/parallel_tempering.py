@@ -13,6 +13,7 @@ from flax import nnx
 
 from .core import device as device_lib
 from .core import evidence, gibbs, schedule, tempering
+from .core import explorers as explorers_lib
 from .core import observers as obs_lib
 from .core import reference as ref_lib
 from .deprecation import UNSET, renamed
@@ -25,7 +26,7 @@ TRACE_COUNT = 0
 
 @functools.partial(
     jax.jit,
-    static_argnames=("graphdef", "capacity", "observers", "ladder_sharding"),
+    static_argnames=("graphdef", "capacity", "observers", "ladder_sharding", "explorer"),
 )
 def _nrpt_program(
     graphdef,
@@ -40,6 +41,7 @@ def _nrpt_program(
     capacity,
     observers,
     ladder_sharding=None,
+    explorer=explorers_lib.GIBBS,
 ):
     global TRACE_COUNT
     TRACE_COUNT += 1
@@ -60,6 +62,7 @@ def _nrpt_program(
         phase=phase,
         observers=dict(observers) if observers else None,
         observed=observed,
+        explorer=explorer,
     )
     # the records of a chunk are few (capacity rows): always taken, kept by the caller if asked
     info = info._replace(cold=model.to_natural(info.cold))
@@ -171,11 +174,14 @@ class Runner:
         record: bool = True,
         observers: dict | None = None,
         observed: dict | None = None,
+        explorer: explorers_lib.Explorer = explorers_lib.GIBBS,
     ) -> tuple[tempering.NRPTState, Rounds]:
         """`n_rounds` rounds in chunks of `capacity`, one compiled program for all.
 
         Every `thin`-th round (counted from this call's start) is recorded:
         stored with `record`, and fed to `observers` (continuing `observed`).
+        Each round makes `n_explore` updates by `explorer` (one compiled
+        program per explorer).
         """
         mask = None if self.clamp is None else self.clamp[0]
         state = self._place(state)
@@ -201,6 +207,7 @@ class Runner:
                 capacity=capacity,
                 observers=static_observers,
                 ladder_sharding=self.placement.ladder_sharding,
+                explorer=explorer,
             )
             observed = info.observed
             stats = jax.device_get((info.energy, info.acceptance, info.swapped))
@@ -370,6 +377,7 @@ def nrpt(
     record: bool = True,
     thin: int = 1,
     n_chains: int | None = None,
+    explorer="gibbs",
 ) -> NRPTResult:
     """Non-reversible parallel tempering on a fixed ladder.
 
@@ -391,7 +399,7 @@ def nrpt(
         betas: the ladder, strictly increasing from 0 to 1 (default: `n_betas`
             evenly spaced values). Use `hn.autotune` for a tuned ladder.
         n_rounds: production rounds to run.
-        n_explore: Gibbs sweeps per chain per round.
+        n_explore: explorer updates (Gibbs sweeps by default) per chain per round.
         n_betas: ladder size N when `betas` is None (default 16): the number
             of temperatures, one chain at each, per replica.
         init: optional initial states, natural order: (n,), (N, n) or
@@ -419,6 +427,11 @@ def nrpt(
         thin: record (and observe) every `thin`-th round.
         n_chains: the old name of `n_betas` (deprecated: in `hn.sample`,
             `n_chains` counts independent chains).
+        explorer: the local move of every chain between swaps:
+            "gibbs" (block Gibbs sweeps, every model), "swendsen_wang" or
+            "wolff" (cluster updates of Ising and ferromagnetic Potts
+            models, `core.clusters`), parts joined by "+" (one after the
+            other), or a `core.explorers.Explorer`.
 
     Returns:
         NRPTResult with the cold-chain samples, log Z and swap statistics.
@@ -446,16 +459,18 @@ def nrpt(
         betas = np.linspace(0.0, 1.0, _check_count("n_betas", n_betas, 2))
     size = np.size(betas) if state is None else int(state.ladder.shape[-1])
     runner = Runner(model, clamp=clamp, reference=reference, device=device, n_chains=size)
+    explorer = explorers_lib.check(explorer, model)
     init_key, run_key = jax.random.split(key)
     if state is None:
         state = _start(runner, init_key, betas, init, n_replicas)
     if n_warmup:
-        state, _ = runner.run(run_key, state, n_warmup, n_explore, record=False)
+        state, _ = runner.run(run_key, state, n_warmup, n_explore, record=False, explorer=explorer)
         zero = jnp.zeros_like(state.round_trips)
         state = tempering.reset_statistics(state)._replace(round_trips=zero, restarts=zero)
     state, rounds = runner.run(
-        run_key, state, n_rounds, n_explore, thin=thin, record=record, observers=observers
-    )
+        run_key, state, n_rounds, n_explore, thin=thin, record=record, observers=observers,
+        explorer=explorer,
+    )  # fmt: skip
     ladder = np.asarray(state.ladder[0], np.float64)
     energy = np.asarray(rounds.energy, np.float64)
     return NRPTResult(

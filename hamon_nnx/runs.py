@@ -277,6 +277,7 @@ def nrpt_log_partition(
         "max_rounds": max_rounds,
         "n_betas": report.n_betas,
         "n_explore": report.n_explore,
+        "explorer": report.explorer,
         "barrier": float(report.total_barrier),
         "round_trips": int(report.round_trips),
         "ess_energy": float(report.ess_energy),

@@ -11,6 +11,7 @@ import numpy as np
 from flax import nnx
 
 from .core import device as device_lib
+from .core import explorers as explorers_lib
 from .core import gibbs, random
 from .core import observers as obs_lib
 from .models.base import EnergyModel, check_params_finite
@@ -100,10 +101,12 @@ def _start_program(
     return device_lib.constrain_chains(x, chain_sharding)
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef", "capacity", "chain_sharding", "observers"))
+@functools.partial(
+    jax.jit, static_argnames=("graphdef", "capacity", "chain_sharding", "observers", "explorer")
+)
 def _chunk_program(
     graphdef, state, key, x, beta, clamp_mask, counts, observed, *, capacity,
-    chain_sharding=None, observers=None,
+    chain_sharding=None, observers=None, explorer=explorers_lib.GIBBS,
 ):  # fmt: skip
     """Warm-up sweeps, then up to `capacity` draws every `thin` sweeps.
 
@@ -120,7 +123,7 @@ def _chunk_program(
     x = device_lib.constrain_chains(x, chain_sharding)
 
     def one_sweep(t, x):
-        return gibbs.sweep(jax.random.fold_in(key, t), x, model, beta, clamp)
+        return explorer(jax.random.fold_in(key, t), x, model, beta, clamp)
 
     x = jax.lax.fori_loop(t0, t0 + n_warm, one_sweep, x)
     start = t0 + n_warm
@@ -158,8 +161,9 @@ def sample(
     clamp=None,
     device="auto",
     observers=None,
+    explorer="gibbs",
 ) -> jax.Array:
-    """Block Gibbs sampling from pi_beta(x) proportional to exp(-beta E(x)).
+    """MCMC sampling from pi_beta(x) proportional to exp(-beta E(x)), block Gibbs by default.
 
     Compiles once per model structure and chain count: new parameter values,
     keys, betas, initial states and run lengths (`n_samples`, `n_warmup`,
@@ -185,6 +189,11 @@ def sample(
         observers: deprecated: use `hn.observe`, which streams the draws into
             observers and returns their states (here the return type would
             change with this argument).
+        explorer: the update between draws: "gibbs" (a block Gibbs sweep,
+            every model), "swendsen_wang" or "wolff" (a cluster update of an
+            Ising or ferromagnetic Potts model, `core.clusters`), parts
+            joined by "+", or a `core.explorers.Explorer`; `n_warmup` and
+            `thin` count its updates.
 
     Returns:
         int8 array (n_chains, n_samples, n) in natural order.
@@ -204,8 +213,9 @@ def sample(
             stacklevel=2,
         )
     return _run(
-        model, key, n_samples, n_chains, n_warmup, thin, beta, init, clamp, device, observers
-    )
+        model, key, n_samples, n_chains, n_warmup, thin, beta, init, clamp, device, observers,
+        explorer,
+    )  # fmt: skip
 
 
 def observe(
@@ -220,6 +230,7 @@ def observe(
     init=None,
     clamp=None,
     device="auto",
+    explorer="gibbs",
 ) -> dict:
     """Block Gibbs sampling streamed into observers: statistics, no stored draws.
 
@@ -245,13 +256,18 @@ def observe(
     if observers is None:
         raise TypeError("observe needs observers, a dict name -> observer")
     return _run(
-        model, key, n_samples, n_chains, n_warmup, thin, beta, init, clamp, device, observers
-    )
+        model, key, n_samples, n_chains, n_warmup, thin, beta, init, clamp, device, observers,
+        explorer,
+    )  # fmt: skip
 
 
-def _run(model, key, n_samples, n_chains, n_warmup, thin, beta, init, clamp, device, observers):
+def _run(
+    model, key, n_samples, n_chains, n_warmup, thin, beta, init, clamp, device, observers,
+    explorer,
+):  # fmt: skip
     if not isinstance(model, EnergyModel):
         raise TypeError(f"model must be a hamon-nnx EnergyModel, got {type(model).__name__}")
+    explorer = explorers_lib.check(explorer, model)
     key = _check_key(key)
     n_samples = _check_count("n_samples", n_samples, 1)
     n_chains = _check_count("n_chains", n_chains, 1)
@@ -292,7 +308,7 @@ def _run(model, key, n_samples, n_chains, n_warmup, thin, beta, init, clamp, dev
         counts = tuple(jnp.int32(c) for c in (t, n_warm, n_draws, thin))
         x, out = _chunk_program(
             graphdef, state, run_key, x, beta, mask, counts, observed, capacity=capacity,
-            chain_sharding=place.chain_sharding, observers=observers,
+            chain_sharding=place.chain_sharding, observers=observers, explorer=explorer,
         )  # fmt: skip
         if observers is not None:
             observed = out

@@ -14,8 +14,10 @@ the previous step left warm:
    when Lambda drops by at least 5% (models with strong fields) and its
    log Z agrees with the uniform path's, else the uniform reference and its
    ladder come back.
-4. `tune_exploration`: n_explore in 1, 2, 4, ... by the ESS of the slowest
-   slot's energy per sweep of work (counted, never timed: same key, same plan).
+4. `tune_exploration`: the explorer (block Gibbs, or Swendsen-Wang / Wolff
+   cluster updates where the model supports them) and n_explore in 1, 2,
+   4, ... by the ESS of the slowest slot's energy per unit of work (work
+   counted in Gibbs sweeps, never timed: same key, same plan).
 
 The result, an `NRPTPlan`, samples with `.sample` / `.extend`, estimates
 log Z with `.log_z()` and describes itself with `.report()`.
@@ -35,6 +37,7 @@ import numpy as np
 from flax import nnx
 
 from .core import diagnostics, evidence, gibbs, schedule, tempering
+from .core import explorers as explorers_lib
 from .core import reference as ref_lib
 from .deprecation import UNSET, renamed
 from .models.base import EnergyModel
@@ -78,6 +81,7 @@ def tune_schedule(
     first_rounds: int = 32,
     n_adaptations: int = 5,
     history: list | None = None,
+    explorer: explorers_lib.Explorer = explorers_lib.GIBBS,
 ) -> tempering.NRPTState:
     """Adapt the ladder `n_adaptations` times, doubling the rounds each time.
 
@@ -88,7 +92,7 @@ def tune_schedule(
     for step in range(n_adaptations):
         trips_before = _round_trips(state)
         key_step = jax.random.fold_in(key, step)
-        state, _ = runner.run(key_step, state, n_rounds, n_explore, record=False)
+        state, _ = runner.run(key_step, state, n_rounds, n_explore, record=False, explorer=explorer)
         rejection = _rejection(state)
         ladder = np.asarray(state.ladder[0], np.float64)
         if history is not None:
@@ -128,40 +132,100 @@ def tune_exploration(
     *,
     candidates=(1, 2, 4, 8),
     n_rounds: int = 256,
-) -> tuple[int, tempering.NRPTState, dict[int, float], Rounds]:
-    """Pick n_explore by ESS of the slowest slot's energy per unit of work.
-
-    ESS counts over every replica (`n_rounds` rounds of each).
+    explorers=(explorers_lib.GIBBS,),
+) -> tuple[tuple[explorers_lib.Explorer, int], tempering.NRPTState, dict, Rounds]:
+    """Pick the explorer and n_explore by ESS per round per unit of work.
 
     Tempering only helps when exploration refreshes every chain's energy
     between swaps (Syed et al.'s efficient local exploration); the slot
     whose energy decorrelates slowest (near a phase transition) limits the
-    round trips, so the score is min over slots of ESS(energy) divided by
-    the work of the rounds, counted, not timed: a round costs its n_explore
-    sweeps plus one energy evaluation and swap, about one sweep more. The
-    same key thus gives the same choice on any machine, at any load.
+    round trips, so the rate of a candidate is the smallest ESS of a slot's
+    energy per round (ESS over every replica, `n_rounds` rounds of each).
 
-    Candidates go in increasing order and the search stops at the first one
-    that scores below the best so far.
+    The energy is blind to mirror-image modes (the two magnetized states of
+    a ferromagnet). Between several explorers, the rate is also capped by
+    how fast the beta = 1 chain changes mode: by tempering, at most once per
+    round trip (the rate predicted for the ladder from its swap rates), or
+    by the explorer itself (`_own_mode_rate`: the multi-chain ESS of the
+    state's mean and a random projection, 8 chains at beta = 1 started from
+    8 draws of the tempered beta = 1 chain, every other one mirrored when
+    E(-x) = E(x), no swaps), whichever is faster.
+
+    The score divides the rate by the work of a round, counted, not timed:
+    n_explore times the explorer's `cost` (in Gibbs sweeps, a fixed number)
+    plus one energy evaluation and swap, about one sweep more. The same key
+    thus gives the same choice on any machine, at any load. Each explorer
+    tries n_explore `candidates` in increasing order and stops at the first
+    one that scores below its best so far.
 
     Returns:
-        (best n_explore, warm state, {n_explore: ESS per sweep-equivalent},
-        the rounds' statistics joined: all ran at the state's ladder).
+        ((best explorer, best n_explore), warm state, {(explorer name,
+        n_explore): ESS per round per sweep of work}, the rounds' statistics
+        joined: all ran at the state's ladder).
     """
-    scores, infos = {}, []
-    for i, n_explore in enumerate(candidates):
-        key_i = jax.random.fold_in(key, i)
-        state, info = runner.run(key_i, state, n_rounds, n_explore, record=False)
-        infos.append(info)
-        ess = diagnostics.ess(info.energy[:, :, 1:], method="bulk")
-        ess = float(np.nanmin(ess)) if np.any(np.isfinite(ess)) else 0.0
-        scores[n_explore] = ess / (len(info.energy) * n_rounds * (n_explore + 1))
-        if scores[n_explore] < max(scores.values()):
-            break  # past the peak: more sweeps per round only cost work
-    best = max(scores, key=scores.get)
+    scores, infos, choices, starts = {}, [], {}, None
+    for e, explorer in enumerate(explorers):
+        best_here, own = 0.0, None
+        for i, n_explore in enumerate(candidates):
+            key_i = jax.random.fold_in(key, i) if e == 0 else jax.random.fold_in(key, 100 * e + i)
+            record = len(explorers) > 1 and starts is None
+            state, info = runner.run(
+                key_i, state, n_rounds, n_explore, record=record, explorer=explorer
+            )
+            if record:  # 8 beta = 1 draws spread over the run: the modes the chain visits
+                starts = info.cold[0, :: max(n_rounds // 8, 1)][:8]
+                if runner.clamp is None and flip_symmetric(runner.model, key):
+                    starts = starts.at[1::2].multiply(-1)  # and their mirror images
+            if len(explorers) > 1 and own is None:
+                own = _own_mode_rate(runner, jax.random.fold_in(key, 1000 + e), explorer, starts)
+            infos.append(info)
+            ess = diagnostics.ess(info.energy[:, :, 1:], method="bulk")
+            ess = float(np.nanmin(ess)) if np.any(np.isfinite(ess)) else 0.0
+            rate = ess / (len(info.energy) * n_rounds)
+            if own is not None:
+                rejection = 1.0 - np.mean(info.acceptance, axis=(0, 1))
+                trips = schedule.predicted_round_trip_rate_for(rejection)
+                rate = min(rate, max(trips, min(1.0, own * n_explore)))
+            score = rate / (n_explore * explorer.cost(runner.model) + 1)
+            scores[(explorer.name, n_explore)] = score
+            choices[(explorer.name, n_explore)] = (explorer, n_explore)
+            if score < best_here:
+                break  # past the peak: more updates per round only cost work
+            best_here = score
+    best = choices[max(scores, key=scores.get)]
     joined = [np.concatenate([getattr(i, f) for i in infos], axis=1) for f in Rounds._fields[:3]]
     rounds = Rounds(*joined, cold=None, observed=None)
     return best, tempering.reset_statistics(state), scores, rounds
+
+
+def _own_mode_rate(runner: Runner, key, explorer, starts, n_updates: int = 256) -> float:
+    """ESS per update of the beta = 1 chain's mode statistics under `explorer` alone.
+
+    Chains from `starts` (natural-order beta = 1 states, e.g. draws of the
+    tempered chain in its different modes) make `n_updates` updates at
+    beta = 1, no tempering; the multi-chain (rank-normalized) ESS of each
+    chain's mean value and of a fixed random projection of its state sees
+    chains stuck in different modes as a small ESS.
+    """
+    from .sampling import sample
+
+    model = runner.model
+    clamp = None
+    if runner.clamp is not None:
+        mask, values = runner.clamp
+        clamp = (np.asarray(model.to_natural(mask)), np.asarray(model.to_natural(values)))
+    n_chains = int(starts.shape[0])
+    draws = sample(
+        model, key, n_samples=n_updates, n_chains=n_chains, n_warmup=0, init=starts,
+        clamp=clamp, explorer=explorer, device=runner.placement.device,
+    )  # fmt: skip
+    n = draws.shape[-1]
+    w = np.random.default_rng(0).standard_normal(n).astype(np.float32) / np.sqrt(n)
+    x = draws.astype(jnp.float32)
+    stats = np.asarray(jnp.stack([jnp.mean(x, axis=-1), x @ jnp.asarray(w)], axis=-1))
+    ess = diagnostics.ess(stats, method="bulk")
+    ess = float(np.nanmin(ess)) if np.any(np.isfinite(ess)) else 0.0
+    return ess / (n_chains * n_updates)
 
 
 @dataclasses.dataclass
@@ -186,6 +250,8 @@ class NRPTReport:
     n_replicas: int = 1
     rhat_energy: float = math.nan
     collapsed: str = ""  # "hidden" / "visible": the RBM layer tempered, the other summed out
+    explorer: str = "gibbs"  # the local move between swaps (core.explorers)
+    exploration_scores: dict | None = None  # {(explorer, n_explore): ESS per sweep of work}
     plan: NRPTPlan | None = dataclasses.field(default=None, repr=False)
 
     @property
@@ -198,7 +264,7 @@ class NRPTReport:
         lines = [
             f"NRPT plan: N = {self.n_betas} temperatures"
             f"{f' x {self.n_replicas} replicas' if self.n_replicas > 1 else ''}, "
-            f"n_explore = {self.n_explore}, {self.reference} reference"
+            f"{self.explorer} x {self.n_explore} per round, {self.reference} reference"
             + (f", RBM tempered on its {self.collapsed} layer" if self.collapsed else ""),
             f"  barrier Lambda = {self.total_barrier:.3f}",
             f"  round trips = {self.round_trips} (restarts {self.restarts}) in {self.n_rounds} rounds"
@@ -210,6 +276,16 @@ class NRPTReport:
             f"{self.rhat_energy:.3f} ({self.n_replicas} replica"
             f"{'s' if self.n_replicas > 1 else ', halves compared'})",
         ]
+        if self.exploration_scores:
+            best = max(self.exploration_scores.values())
+            lines.append(
+                "  exploration (ESS of the slowest slot's energy per sweep of work, "
+                "relative to the best): "
+                + ", ".join(
+                    f"{name} x {k} {score / best:.2f}" if best > 0 else f"{name} x {k} 0"
+                    for (name, k), score in self.exploration_scores.items()
+                )
+            )
         if self.log_z is not None:
             lines.append(f"  log Z = {self.log_z:.4f} +- {self.log_z_stderr:.4f} (stepping stone)")
         lines.append("  acceptance per pair: " + " ".join(f"{a:.2f}" for a in self.acceptance))
@@ -245,9 +321,11 @@ class NRPTPlan:
 
     def __init__(
         self, runner: Runner, state, n_explore: int, history: list, tuned=None, start=None,
-        collapsed: bool = False,
+        collapsed: bool = False, explorer=explorers_lib.GIBBS, exploration_scores=None,
     ):  # fmt: skip
         self.runner = runner
+        self.explorer = explorers_lib.resolve(explorer)
+        self.exploration_scores = exploration_scores
         # tempering an RBM's marginal: draws get the summed-out layer back
         self.collapsed = collapsed
         self.state = state
@@ -289,8 +367,9 @@ class NRPTPlan:
         n = _check_count("n", n, 1)
         thin = _check_count("thin", thin, 1)
         self.state, rounds = self.runner.run(
-            key, self.state, n * thin, self.n_explore, thin=thin, record=record
-        )
+            key, self.state, n * thin, self.n_explore, thin=thin, record=record,
+            explorer=self.explorer,
+        )  # fmt: skip
         self._energy.append(np.asarray(rounds.energy, np.float64))
         self._acceptance.append(np.asarray(rounds.acceptance, np.float64))
         cold = rounds.cold
@@ -436,6 +515,8 @@ class NRPTPlan:
             n_replicas=self.n_replicas,
             rhat_energy=float(diagnostics.rhat(cold)) if enough else math.nan,
             collapsed=self.runner.model.keep if self.collapsed else "",
+            explorer=self.explorer.name,
+            exploration_scores=self.exploration_scores,
             plan=self,
         )
 
@@ -473,6 +554,7 @@ def autotune(
     collapse: bool | None = None,
     n_chains: int | None = None,
     max_chains: int | None = None,
+    explorer=None,
 ) -> NRPTPlan:
     """Tune NRPT for `model`: ladder, chain count, exploration; see module doc.
 
@@ -480,7 +562,7 @@ def autotune(
         model: any hamon-nnx model.
         key: PRNG key.
         n_betas: fix the ladder size N (temperatures) instead of tuning it.
-        n_explore: fix the sweeps per round instead of tuning them.
+        n_explore: fix the explorer's updates per round instead of tuning them.
         max_rounds: rounds of the longest adaptation (rounds double up to it).
         reference: "auto" (default: the variational reference when its tuned
             barrier is at least 5% below the uniform one's and a short run's
@@ -507,6 +589,12 @@ def autotune(
             models; False tempers the joint (v, h).
         n_chains, max_chains: the old names of `n_betas`, `max_betas`
             (deprecated: in `hn.sample`, `n_chains` counts independent chains).
+        explorer: the local move between swaps. None (default): chosen with
+            n_explore by ESS per unit of work among block Gibbs and, for
+            Ising and ferromagnetic Potts models, Swendsen-Wang and Wolff
+            cluster updates (`core.explorers.candidates`); the ladder is
+            tuned with Gibbs first. A name ("gibbs", "swendsen_wang",
+            "wolff", parts joined by "+") or an Explorer fixes it.
 
     Returns:
         NRPTPlan.
@@ -519,6 +607,10 @@ def autotune(
     max_rounds = _check_count("max_rounds", max_rounds, 32)
     n_replicas = _check_count("n_replicas", n_replicas, 1)
     model = _collapsed(model, clamp, collapse)
+    if explorer is None:
+        candidates = explorers_lib.candidates(model)
+    else:
+        candidates = (explorers_lib.check(explorer, model),)
     if n_explore is not None:
         n_explore = _check_count("n_explore", n_explore, 1)
     n_adapt = max(1, int(math.log2(max_rounds)) - 4)  # 32, 64, ..., max_rounds
@@ -578,13 +670,21 @@ def autotune(
                 stacklevel=2,
             )
     start = state
-    if n_explore is None:
-        explore, state, _, tuned = tune_exploration(runner, keys[5], state)
+    scores = None
+    if n_explore is None or len(candidates) > 1:
+        counts = (1, 2, 4, 8) if n_explore is None else (n_explore,)
+        (chosen, explore), state, scores, tuned = tune_exploration(
+            runner, keys[5], state, candidates=counts, explorers=candidates
+        )
     else:  # a last tuning round at the final ladder, for log Z and the report
-        state, tuned = runner.run(keys[5], state, 256, explore, record=False)
+        chosen = candidates[0]
+        state, tuned = runner.run(keys[5], state, 256, explore, record=False, explorer=chosen)
         state = tempering.reset_statistics(state)
     collapsed = isinstance(model, RBMMarginal)
-    return NRPTPlan(runner, state, explore, history, tuned=tuned, start=start, collapsed=collapsed)
+    return NRPTPlan(
+        runner, state, explore, history, tuned=tuned, start=start, collapsed=collapsed,
+        explorer=chosen, exploration_scores=scores,
+    )  # fmt: skip
 
 
 def _log_z(runner: Runner, state, rounds: Rounds) -> evidence.LogZ:

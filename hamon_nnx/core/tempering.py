@@ -5,7 +5,8 @@ Chains sit at the slots of an increasing ladder 0 = beta_0 < ... < beta_{N-1}
 = 1 on the path pi_beta(x) ~ exp(-E_ref(x) - beta V(x)), V = E - E_ref, from
 a product reference (uniform by default) to the model. A round:
 
-1. explore: `n_explore` block Gibbs sweeps of every chain at its beta;
+1. explore: `n_explore` updates of every chain at its beta by the explorer
+   (`core.explorers`: block Gibbs sweeps by default, or cluster updates);
 2. one energy V per chain;
 3. deterministic even-odd swaps (DEO): on even rounds the pairs (0,1),
    (2,3), ..., on odd rounds (1,2), (3,4), ... all try to swap at once with
@@ -31,6 +32,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from . import explorers as explorers_lib
 from . import gibbs
 from . import reference as ref_lib
 
@@ -144,6 +146,7 @@ def ladder_round(
     n_explore: int,
     clamp: gibbs.Clamp | None = None,
     reference=None,
+    explorer: explorers_lib.Explorer = explorers_lib.GIBBS,
 ) -> tuple[NRPTState, RoundInfo]:
     """One NRPT round of one ladder (no replica axis): explore, energies, DEO swaps, statistics.
 
@@ -151,15 +154,16 @@ def ladder_round(
         key: the run's key; this round uses `fold_in(key, state.round)`.
         state: NRPTState.
         model: see `core.gibbs`; also needs `internal_energy`.
-        n_explore: Gibbs sweeps per chain per round (may be traced).
+        n_explore: explorer updates per chain per round (may be traced).
         clamp: optional Clamp shared by all chains.
         reference: optional product reference (logits per block).
+        explorer: the local move (`core.explorers`), block Gibbs by default.
     """
     round_key = jax.random.fold_in(key, state.round)
     explore_key, swap_key = jax.random.split(round_key)
 
     def explore(s, x):
-        return gibbs.sweep(
+        return explorer(
             jax.random.fold_in(explore_key, s), x, model, state.ladder, clamp, reference
         )
 
@@ -185,6 +189,7 @@ def round_kernel(
     n_explore: int,
     clamp: gibbs.Clamp | None = None,
     reference=None,
+    explorer: explorers_lib.Explorer = explorers_lib.GIBBS,
 ) -> tuple[NRPTState, RoundInfo]:
     """One round of R replica ladders (a leading replica axis on every field).
 
@@ -194,7 +199,9 @@ def round_kernel(
     """
 
     def one(k, s):
-        return ladder_round(k, s, model, n_explore=n_explore, clamp=clamp, reference=reference)
+        return ladder_round(
+            k, s, model, n_explore=n_explore, clamp=clamp, reference=reference, explorer=explorer
+        )
 
     keys = jax.vmap(lambda r: jax.random.fold_in(key, r))(jnp.arange(state.x.shape[0]))
     if state.x.shape[0] == 1:
@@ -234,11 +241,12 @@ def run(
     record: bool = True,
     observers: dict | None = None,
     observed: dict | None = None,
+    explorer: explorers_lib.Explorer = explorers_lib.GIBBS,
 ) -> tuple[NRPTState, RunInfo]:
     """Up to `capacity` rounds of R independent ladders (replicas) at once.
 
     `state` carries a leading replica axis on every field (`jax.vmap` of
-    `init`); see `round_kernel`. The
+    `init`); see `round_kernel`; `explorer` is the local move. The
     counts `n_rounds`, `n_explore`, `thin` and `phase` may be traced, so one
     compiled program serves every run length: callers loop over chunks of
     `capacity` rounds.
@@ -275,8 +283,9 @@ def run(
     def body(i, carry):
         state, buffers = carry
         state, info = round_kernel(
-            key, state, model, n_explore=n_explore, clamp=clamp, reference=reference
-        )
+            key, state, model, n_explore=n_explore, clamp=clamp, reference=reference,
+            explorer=explorer,
+        )  # fmt: skip
         buffers = buffers._replace(
             energy=buffers.energy.at[:, i].set(info.energy),
             acceptance=buffers.acceptance.at[:, i].set(info.acceptance),

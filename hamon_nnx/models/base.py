@@ -201,6 +201,10 @@ class EnergyModel(nnx.Module):
         """Edges, couplings and fields in internal order (`core.clusters.Bonds`)."""
         raise NotImplementedError(self.cluster_problem())
 
+    def cluster_grid(self) -> bool:
+        """Whether `cluster_bonds` is a periodic grid (array shifts, the cheaper path)."""
+        return False
+
     # -- variables -----------------------------------------------------------
     def variable_kinds(self) -> tuple[np.ndarray, np.ndarray]:
         """Per variable, in natural order: (kind index into KINDS, q)."""

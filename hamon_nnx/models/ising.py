@@ -210,6 +210,9 @@ class LatticeIsing(IsingModel):
         # sublattice shape: keeps XLA's fused loops free of index arithmetic
         return 2.0 * (local + h)
 
+    def cluster_grid(self) -> bool:
+        return True
+
     def cluster_bonds(self) -> Bonds:
         """The lattice as a grid (natural order): J per axis, 0 across open boundaries."""
         d = len(self.shape)
