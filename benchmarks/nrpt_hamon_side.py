@@ -69,12 +69,27 @@ FULL = {
     "a": {"L": 32, "beta": 0.5},
     "b": {"L": 16, "beta": 0.44},
     "c": {"L": 16, "beta": 0.44, "replicates": 8},
+    "d": {"L": 6, "beta": 1.0, "disorder_seed": 1234},
 }
 QUICK = {
     "a": {"L": 16, "beta": 0.5},
     "b": {"L": 8, "beta": 0.44},
     "c": {"L": 8, "beta": 0.44, "replicates": 2},
+    "d": {"L": 4, "beta": 1.0, "disorder_seed": 1234},
 }
+
+
+def ea_glass(L: int, disorder_seed: int):
+    """(edges, couplings) of the L^3 periodic +-J Edwards-Anderson glass: row-major
+    sites, bonds to the +1 neighbour along axes 0, 1, 2 in that order (the
+    order of hamon_nnx.core.graph.lattice_edges), J = +-1 from numpy's
+    default_rng(disorder_seed): the same instance on both sides."""
+    idx = np.arange(L**3).reshape(L, L, L)
+    edges = np.concatenate(
+        [np.stack([idx.ravel(), np.roll(idx, -1, axis=a).ravel()], axis=1) for a in range(3)]
+    ).astype(np.int32)
+    J = np.random.default_rng(disorder_seed).choice([-1.0, 1.0], size=len(edges))
+    return edges, J.astype(np.float32)
 
 
 def log(*args) -> None:
@@ -495,6 +510,49 @@ def workload_c(cfg: dict, seed: int) -> dict:
     }
 
 
+def workload_d(cfg: dict, n_samples: int, seed: int) -> dict:
+    """3-D +-J glass at beta: autotune + plan.sample(n) whole call, ESS of the energy."""
+    L, beta = cfg["L"], cfg["beta"]
+    n = L**3
+    edges, J = ea_glass(L, cfg["disorder_seed"])
+    nodes = [hamon.SpinNode() for _ in range(n)]
+    ebm = IsingEBM(
+        nodes,
+        [(nodes[u], nodes[v]) for u, v in edges.tolist()],
+        jnp.zeros(n, dtype=jnp.float32),
+        jnp.asarray(J),
+        jnp.asarray(beta, dtype=jnp.float32),
+    )
+    parity = np.indices((L, L, L)).sum(axis=0).ravel() % 2
+    blocks = [hamon.Block([nodes[i] for i in np.flatnonzero(parity == c)]) for c in (0, 1)]
+    program = IsingSamplingProgram(ebm, blocks, [])
+    k_init, k_tune, k_draw = jax.random.split(jax.random.key(seed), 3)
+    log(f"[d] autotune EA {L}^3 beta={beta}")
+    plan, tune_s = timed(
+        lambda: hamon.autotune(
+            k_tune, ebm=ebm, program=program, init_factory=make_init_factory(k_init),
+            clamp_state=[], sample_nodes=nodes, beta_range=(0.0, beta),
+        )
+    )  # fmt: skip
+    samples, draw_s = timed(lambda: plan.sample(k_draw, n_samples))
+    s = 2.0 * np.asarray(samples, np.float64).reshape(n_samples, n) - 1.0
+    energy = -np.sum(J * s[:, edges[:, 0]] * s[:, edges[:, 1]], axis=1)  # E at J, times beta below
+    ess = ess_geyer(energy)["ess"]
+    whole = tune_s + draw_s
+    return {
+        "L": L,
+        "beta": beta,
+        "n_samples": n_samples,
+        "autotune_s": tune_s,
+        "draw_s": draw_s,
+        "whole_call_s": whole,
+        "n_chains": int(len(plan.betas)),
+        "mean_energy_per_spin": float(energy.mean() / n),
+        "ess_energy": ess,
+        "ess_energy_per_s_whole_call": ess / whole,
+    }
+
+
 def run_child(workload: str, args) -> dict:
     cfg = (QUICK if args.quick else FULL)[workload]
     env = {
@@ -508,6 +566,8 @@ def run_child(workload: str, args) -> dict:
         result = workload_a(cfg, args.samples, args.seed, args.long_windows)
     elif workload == "b":
         result = workload_b(cfg, args.seed)
+    elif workload == "d":
+        result = workload_d(cfg, args.samples, args.seed)
     else:
         result = workload_c(cfg, args.seed)
     env["jax_compilation_cache_dir_after"] = jax.config.jax_compilation_cache_dir
@@ -590,7 +650,7 @@ def main() -> None:
         help="workload a: extra plan.extend windows of --samples for the "
         "long-trace ESS check (default 9, quick 2; 0 skips it)",
     )
-    ap.add_argument("--workload", choices=["a", "b", "c"], help=argparse.SUPPRESS)
+    ap.add_argument("--workload", choices=["a", "b", "c", "d"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.samples is None:
         args.samples = 300 if args.quick else 2000
@@ -632,7 +692,7 @@ def main() -> None:
         },
     }
     conv = []
-    for w, label in (("a", "ising_nrpt"), ("b", "front_door"), ("c", "log_z")):
+    for w, label in (("a", "ising_nrpt"), ("b", "front_door"), ("c", "log_z"), ("d", "ea_glass")):
         n_runs = 1 if w == "c" else args.repeats
         runs = []
         for r in range(n_runs):
@@ -675,6 +735,12 @@ def main() -> None:
                 k: res[k] for k in ("rms_error", "steady_wall_s_median", "autotune_s")
             }
             entry["summary"]["n_replicates"] = len(res["replicates"])
+        if w == "d" and ok:
+            res = [x["result"] for x in ok]
+            entry["summary"] = {
+                k: summarise([x[k] for x in res])
+                for k in ("whole_call_s", "ess_energy", "ess_energy_per_s_whole_call")
+            }
         if w == "b" and ok:
             res = [x["result"] for x in ok]
             entry["summary"] = {

@@ -264,7 +264,7 @@ class NRPTReport:
         lines = [
             f"NRPT plan: N = {self.n_betas} temperatures"
             f"{f' x {self.n_replicas} replicas' if self.n_replicas > 1 else ''}, "
-            f"{self.explorer} x {self.n_explore} per round, {self.reference} reference"
+            f"explorer {self.explorer}, n_explore = {self.n_explore}, {self.reference} reference"
             + (f", RBM tempered on its {self.collapsed} layer" if self.collapsed else ""),
             f"  barrier Lambda = {self.total_barrier:.3f}",
             f"  round trips = {self.round_trips} (restarts {self.restarts}) in {self.n_rounds} rounds"

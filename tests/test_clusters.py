@@ -238,7 +238,7 @@ def test_autotune_picks_clusters_in_the_ordered_phase_deterministically():
     assert plans[0].explorer == plans[1].explorer == explorers.SWENDSEN_WANG
     assert plans[0].n_explore == plans[1].n_explore
     report = plans[0].report()
-    assert report.explorer == "swendsen_wang" and "swendsen_wang x" in str(report)
+    assert report.explorer == "swendsen_wang" and "explorer swendsen_wang" in str(report)
     assert report.exploration_scores == plans[1].report().exploration_scores
     s = np.asarray(plans[0].sample(jax.random.key(4), 400))
     m_signed = s[0].mean(axis=1)
@@ -249,4 +249,4 @@ def test_fixed_explorer_is_used(key):
     m = hn.PottsModel.lattice((4, 4), q=3, coupling=1.0)
     plan = hn.autotune(m, key, max_rounds=32, explorer="wolff", n_explore=2)
     assert plan.explorer == explorers.WOLFF and plan.n_explore == 2
-    assert "wolff x 2" in str(plan.report())
+    assert "explorer wolff, n_explore = 2" in str(plan.report())

@@ -175,8 +175,10 @@ def candidates(model) -> tuple[Explorer, ...]:
     Wolff is left out: on the device it draws every bond like Swendsen-Wang
     and moves one cluster, and in tempering it scored 0.01-0.07 of the best
     (32x32 Ising at beta 0.5: its hot slots barely move); pass
-    `explorer="wolff"` to use it.
+    `explorer="wolff"` to use it. Models with `tune_clusters = False`
+    (fully connected ones: n^2 / 2 bonds, clusters that percolate at once)
+    are tuned with Gibbs only; they can still ask for a cluster explorer.
     """
-    if SWENDSEN_WANG.problem(model) is None:
+    if SWENDSEN_WANG.problem(model) is None and getattr(model, "tune_clusters", True):
         return (GIBBS, SWENDSEN_WANG)
     return (GIBBS,)
