@@ -71,18 +71,22 @@ class Gibbs(Explorer):
 
 @dataclasses.dataclass(frozen=True)
 class _Cluster(Explorer):
-    # One cluster update costs about 13 Gibbs sweeps on a periodic lattice
-    # (bonds by array shifts) and 30 on an edge list (gathers and scatters):
-    # measured on 32x32 Ising, 26 chains at betas 0..0.5, 2-core AMD EPYC
-    # (1.66 ms and 3.6 ms against 0.125 ms a sweep). Fixed, so tuning is
-    # deterministic; on other machines the ratio moves a little, the choice
-    # with it only near a tie.
-    GRID_COST = 13.0
-    EDGE_COST = 30.0
+    # The work of one cluster update in Gibbs sweeps of the same model,
+    # measured on the project's 2-core AMD EPYC (jitted loops of 100-200
+    # updates): Ising 32x32, 26 chains at betas 0..0.5: 1.66 ms on the grid
+    # (bonds by array shifts), 3.6 ms on an edge list (gathers and
+    # scatters), against 0.125 ms a sweep; q = 3 Potts 32x32, 8 chains at
+    # beta_c: 0.64 ms (grid) and 1.26 ms (edges) against 0.30 / 0.38 ms a
+    # sweep (a Potts sweep is dearer, so the ratio is smaller). Fixed
+    # numbers keep tuning deterministic; on other machines the ratios move
+    # a little, the choice with them only near a tie.
+    ISING_COST = {True: 13.0, False: 30.0}  # by cluster_grid()
+    POTTS_COST = {True: 2.0, False: 3.5}
 
     def cost(self, model) -> float:
-        grid = getattr(model, "cluster_grid", lambda: False)()
-        return self.GRID_COST if grid else self.EDGE_COST
+        grid = bool(getattr(model, "cluster_grid", lambda: False)())
+        spins = model.blocks[0].kind == "spin"
+        return (self.ISING_COST if spins else self.POTTS_COST)[grid]
 
     def problem(self, model) -> str | None:
         return (

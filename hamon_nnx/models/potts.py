@@ -52,9 +52,12 @@ class PottsModel(GraphLayout, EnergyModel):
         (2, 5, 64)
     """
 
-    def __init__(self, n, q, edges, couplings, fields, colours=None):
+    def __init__(self, n, q, edges, couplings, fields, colours=None, grid=None):
         self.q = int(q)
         self._init_layout(n, edges, colours, CATEGORICAL, self.q)
+        # (shape, periodic) when built by `lattice`: the edges are the lattice's
+        # bonds in `graph.lattice_edges` order, which cluster updates use as a grid
+        self.grid = None if grid is None else (tuple(int(d) for d in grid[0]), bool(grid[1]))
         self.coupling = nnx.Param(jnp.asarray(couplings, jnp.float32))
         self.field = nnx.Param(jnp.asarray(fields, jnp.float32))
 
@@ -68,6 +71,7 @@ class PottsModel(GraphLayout, EnergyModel):
             "colours": self.colouring(),
             "coupling_shape": [int(d) for d in self.coupling[...].shape],
             "field_shape": [int(d) for d in self.field[...].shape],
+            "grid": None if self.grid is None else [list(self.grid[0]), self.grid[1]],
         }
 
     @classmethod
@@ -86,7 +90,14 @@ class PottsModel(GraphLayout, EnergyModel):
             raise ValueError(f"coupling_shape {coupling_shape} does not fit {E} edges, q = {q}")
         coupling = jnp.zeros(coupling_shape, jnp.float32)
         field = jnp.zeros(field_shape, jnp.float32)
-        return cls(n, q, edges, coupling, field, colours=colours)
+        grid = config.get("grid")
+        if grid is not None:
+            shape = graph.validate_lattice_shape(grid[0], bool(grid[1]))
+            expected, _ = graph.lattice_edges(shape, bool(grid[1]))
+            if not np.array_equal(expected, edges):
+                raise ValueError(f"the edges are not those of the {shape} lattice the grid names")
+            grid = (shape, bool(grid[1]))
+        return cls(n, q, edges, coupling, field, colours=colours, grid=grid)
 
     @staticmethod
     def _check_q(q) -> int:
@@ -133,7 +144,8 @@ class PottsModel(GraphLayout, EnergyModel):
         colours = graph.checkerboard_colouring(shape)
         if not graph.is_proper_colouring(edges, colours):
             colours = None
-        return cls(n, q, edges, coupling, _field_array(field, n, q), colours=colours)
+        grid = (shape, periodic)
+        return cls(n, q, edges, coupling, _field_array(field, n, q), colours=colours, grid=grid)
 
     @staticmethod
     def dense(J, h=None) -> DensePotts:
@@ -179,11 +191,20 @@ class PottsModel(GraphLayout, EnergyModel):
             )
         return None
 
+    def cluster_grid(self) -> bool:
+        return self.grid is not None
+
     def cluster_bonds(self) -> Bonds:
-        """The graph's edges in internal (colour) order, J per edge, fields (n, q)."""
+        """The bonds as a grid (natural order) for lattices, else the edges in
+        internal (colour) order; J per edge, fields (n, q)."""
         J = jnp.broadcast_to(self.coupling[...], (self.n_edges,))
-        edges = self.position[...][self.edges[...]]
-        return Bonds(edges, J, self.field[...][self.order[...]])
+        if self.grid is None:
+            edges = self.position[...][self.edges[...]]
+            return Bonds(edges, J, self.field[...][self.order[...]])
+        shape, periodic = self.grid
+        edges, axis = graph.lattice_edges(shape, periodic)
+        grid = jnp.zeros((len(shape), self.n_variables), jnp.float32).at[axis, edges[:, 0]].set(J)
+        return Bonds(None, grid.reshape(len(shape), *shape), self.field[...], grid=shape)
 
     def _edge_matrix(self):
         """Couplings as matrices: (E, q, q), or (q, q) when shared."""
