@@ -255,10 +255,10 @@ def test_fixed_explorer_is_used(key):
 def test_potts_lattice_keeps_its_grid_through_config():
     p = hn.PottsModel.lattice((4, 3), q=3, coupling=0.7, periodic=False)
     assert p.cluster_grid() and p.cluster_bonds().coupling.shape == (2, 4, 3)
-    again = hn.model_from_config(p.config())
+    again = hn.models.model_from_config(p.config())
     assert again.grid == p.grid == ((4, 3), False)
     config = dict(p.config(), grid=[[3, 4], False])
     with pytest.raises(ValueError, match="not those of the"):
-        hn.model_from_config(config)
+        hn.models.model_from_config(config)
     free = hn.PottsModel.from_edges(12, 3, np.asarray(p.edges[...]), 0.7)
     assert not free.cluster_grid()
