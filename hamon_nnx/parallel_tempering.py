@@ -71,6 +71,9 @@ def _nrpt_program(
     return state, device_lib.replicate_within(info, ladder_sharding)
 
 
+init_state = jax.jit(tempering.init)  # one small program, not one per array it builds
+
+
 class Rounds(NamedTuple):
     """The rounds of one `Runner.run` call, replica axis first.
 
@@ -147,12 +150,12 @@ class Runner:
             n_chains=n_replicas * n_chains,
             chain_sharding=self.placement.chain_sharding,
         )
-        return self._place(tempering.init(x.reshape(n_replicas, n_chains, -1), ladder))
+        return self._place(init_state(x.reshape(n_replicas, n_chains, -1), ladder))
 
     def log_z_reference(self) -> float:
         blocks = self.model.blocks
         reference = ref_lib.uniform(blocks) if self.reference is None else self.reference
-        log_z = float(ref_lib.log_partition(blocks, reference))
+        log_z = _reference_log_partition(blocks, reference)
         if self.clamp is not None:
             # clamped variables are fixed: remove their share of the reference
             log_z -= _clamped_reference_log_z(blocks, reference, self.clamp)
@@ -252,6 +255,21 @@ def _cold_energy(runner: Runner, rounds: Rounds, thin: int) -> np.ndarray:
     cold = runner.model.to_internal(rounds.cold)  # the draws are in natural order
     e_ref = ref_lib.energy(cold.reshape(-1, cold.shape[-1]), runner.model.blocks, runner.reference)
     return v + np.asarray(e_ref, np.float64).reshape(v.shape)
+
+
+def _reference_log_partition(blocks, reference) -> float:
+    """`core.reference.log_partition` on the host, in float64 (no small programs)."""
+    total = 0.0
+    for blk, logits in zip(blocks, reference, strict=True):
+        logits = np.asarray(logits, np.float64)
+        if blk.kind == "spin":
+            total += float(np.sum(np.logaddexp(logits / 2, -logits / 2)))
+        elif blk.kind == "binary":
+            total += float(np.sum(np.logaddexp(0.0, logits)))
+        else:
+            top = logits.max(axis=-1, keepdims=True)
+            total += float(np.sum(np.log(np.sum(np.exp(logits - top), axis=-1)) + top[..., 0]))
+    return total
 
 
 def _clamped_reference_log_z(blocks, reference, clamp) -> float:

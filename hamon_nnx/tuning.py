@@ -44,7 +44,7 @@ from .models.base import EnergyModel
 from .models.categorical_rbm import CategoricalRBM
 from .models.ising import IsingModel
 from .models.rbm import RBM, RBMMarginal
-from .parallel_tempering import Rounds, Runner
+from .parallel_tempering import Rounds, Runner, init_state
 from .sampling import _check_count, _check_key
 
 
@@ -122,7 +122,7 @@ def resize(state: tempering.NRPTState, ladder: np.ndarray) -> tempering.NRPTStat
     old = np.asarray(state.ladder[0], np.float64)
     nearest = np.abs(ladder[:, None] - old[None, :]).argmin(axis=1)
     x = state.x[:, jnp.asarray(nearest)]  # on the devices: sharded chains stay off the host
-    return tempering.init(x, jnp.asarray(ladder, jnp.float32))
+    return init_state(x, jnp.asarray(ladder, jnp.float32))
 
 
 def tune_exploration(
@@ -146,10 +146,10 @@ def tune_exploration(
     a ferromagnet). Between several explorers, the rate is also capped by
     how fast the beta = 1 chain changes mode: by tempering, at most once per
     round trip (the rate predicted for the ladder from its swap rates), or
-    by the explorer itself (`_own_mode_rate`: the multi-chain ESS of the
-    state's mean and a random projection, 8 chains at beta = 1 started from
-    8 draws of the tempered beta = 1 chain, every other one mirrored when
-    E(-x) = E(x), no swaps), whichever is faster.
+    by the explorer itself (`_own_mode_rate`: how many updates the chains,
+    all at beta = 1 and started from 8 draws of the tempered beta = 1
+    chain, every other one mirrored when E(-x) = E(x), take to forget the
+    mean and a random projection of their start), whichever is faster.
 
     The score divides the rate by the work of a round, counted, not timed:
     n_explore times the explorer's `cost` (in Gibbs sweeps, a fixed number)
@@ -173,11 +173,13 @@ def tune_exploration(
                 key_i, state, n_rounds, n_explore, record=record, explorer=explorer
             )
             if record:  # 8 beta = 1 draws spread over the run: the modes the chain visits
-                starts = info.cold[0, :: max(n_rounds // 8, 1)][:8]
+                starts = np.array(info.cold[0, :: max(n_rounds // 8, 1)][:8])
                 if runner.clamp is None and flip_symmetric(runner.model, key):
-                    starts = starts.at[1::2].multiply(-1)  # and their mirror images
+                    starts[1::2] *= -1  # and their mirror images
             if len(explorers) > 1 and own is None:
-                own = _own_mode_rate(runner, jax.random.fold_in(key, 1000 + e), explorer, starts)
+                own = _own_mode_rate(
+                    runner, jax.random.fold_in(key, 1000 + e), explorer, starts, state
+                )
             infos.append(info)
             ess = diagnostics.ess(info.energy[:, :, 1:], method="bulk")
             ess = float(np.nanmin(ess)) if np.any(np.isfinite(ess)) else 0.0
@@ -198,34 +200,57 @@ def tune_exploration(
     return best, tempering.reset_statistics(state), scores, rounds
 
 
-def _own_mode_rate(runner: Runner, key, explorer, starts, n_updates: int = 256) -> float:
-    """ESS per update of the beta = 1 chain's mode statistics under `explorer` alone.
+def _mode_statistics(x: np.ndarray) -> np.ndarray:
+    """(..., 2): the mean value of each state (host array) and a fixed random
+    projection of it (seed 0: the same on every call)."""
+    n = x.shape[-1]
+    w = np.random.default_rng(0).standard_normal(n) / np.sqrt(n)
+    x = np.asarray(x, np.float64)
+    return np.stack([x.mean(axis=-1), x @ w], axis=-1)
 
-    Chains from `starts` (natural-order beta = 1 states, e.g. draws of the
-    tempered chain in its different modes) make `n_updates` updates at
-    beta = 1, no tempering; the multi-chain (rank-normalized) ESS of each
-    chain's mean value and of a fixed random projection of its state sees
-    chains stuck in different modes as a small ESS.
+
+@functools.partial(jax.jit, static_argnums=0)
+def _internal_order(graphdef, params, natural):
+    return nnx.merge(graphdef, params).to_internal(natural)
+
+
+_LAGS = (1, 4, 16, 64, 256)  # updates after which the chains' modes are compared
+
+
+def _own_mode_rate(runner: Runner, key, explorer, starts, like: tempering.NRPTState) -> float:
+    """About 1 / (updates for the beta = 1 chain to forget its mode) under `explorer` alone.
+
+    The chains of a state shaped like `like` (the tuning state: the compiled
+    program is reused) start from `starts` (natural-order beta = 1 states,
+    e.g. draws of the tempered chain and their mirror images) and all sit
+    at beta = 1, where every swap is accepted and changes nothing but the
+    slots. After 1, 4, 16, ... updates the correlation across chains of
+    each chain's mode statistics (`_mode_statistics`) with its start is
+    checked; the rate is 1 / the first lag where both fall below 1/2, and
+    0 when none does (stuck in its mode for all 256 updates).
     """
-    from .sampling import sample
-
-    model = runner.model
-    clamp = None
-    if runner.clamp is not None:
-        mask, values = runner.clamp
-        clamp = (np.asarray(model.to_natural(mask)), np.asarray(model.to_natural(values)))
-    n_chains = int(starts.shape[0])
-    draws = sample(
-        model, key, n_samples=n_updates, n_chains=n_chains, n_warmup=0, init=starts,
-        clamp=clamp, explorer=explorer, device=runner.placement.device,
-    )  # fmt: skip
-    n = draws.shape[-1]
-    w = np.random.default_rng(0).standard_normal(n).astype(np.float32) / np.sqrt(n)
-    x = draws.astype(jnp.float32)
-    stats = np.asarray(jnp.stack([jnp.mean(x, axis=-1), x @ jnp.asarray(w)], axis=-1))
-    ess = diagnostics.ess(stats, method="bulk")
-    ess = float(np.nanmin(ess)) if np.any(np.isfinite(ess)) else 0.0
-    return ess / (n_chains * n_updates)
+    n_replicas, n_chains, n = like.x.shape
+    # internal position k holds natural variable order[k] (a permutation)
+    order = np.asarray(_internal_order(runner.graphdef, runner.params, np.arange(n)))
+    pick = np.arange(n_replicas * n_chains) % starts.shape[0]
+    x0 = starts[pick][:, order].reshape(like.x.shape)
+    state = init_state(jnp.asarray(x0), jnp.ones((n_chains,), jnp.float32))
+    first = _mode_statistics(x0.reshape(n_replicas * n_chains, n))  # both in internal order
+    done = 0
+    for i, lag in enumerate(_LAGS):
+        state, _ = runner.run(
+            jax.random.fold_in(key, i), state, lag - done, 1, record=False, explorer=explorer
+        )
+        done = lag
+        # slot i holds chain replica[i]: put the chains back in their order
+        chains = np.argsort(np.asarray(state.replica), axis=-1)
+        x = np.take_along_axis(np.asarray(state.x), chains[..., None], axis=1)
+        now = _mode_statistics(x.reshape(n_replicas * n_chains, n))
+        corr = [abs(np.corrcoef(first[:, k], now[:, k])[0, 1]) for k in range(2)]
+        corr = [c if np.isfinite(c) else 0.0 for c in corr]
+        if max(corr) < 0.5:
+            return 1.0 / lag
+    return 0.0
 
 
 @dataclasses.dataclass
@@ -521,6 +546,14 @@ class NRPTPlan:
         )
 
 
+@functools.partial(jax.jit, static_argnums=(0, 3))
+def _energies_and_flipped(graphdef, params, key, n_states: int):
+    model = nnx.merge(graphdef, params)
+    x = gibbs.random_states(key, model.blocks, n_states)
+    energy = jax.vmap(model.internal_energy)
+    return energy(x), energy(-x)
+
+
 def flip_symmetric(model: EnergyModel, key: jax.Array, n_states: int = 16) -> bool:
     """Whether a model of spins only has E(-x) = E(x) (e.g. Ising without fields).
 
@@ -532,9 +565,8 @@ def flip_symmetric(model: EnergyModel, key: jax.Array, n_states: int = 16) -> bo
     """
     if any(blk.kind != "spin" for blk in model.blocks):
         return False
-    x = gibbs.random_states(key, model.blocks, n_states)
-    energy = np.asarray(jax.vmap(model.internal_energy)(x), np.float64)
-    flipped = np.asarray(jax.vmap(model.internal_energy)(-x), np.float64)
+    energy, flipped = _energies_and_flipped(*nnx.split(model), key, n_states)
+    energy, flipped = np.asarray(energy, np.float64), np.asarray(flipped, np.float64)
     scale = 1e-5 * (1.0 + np.abs(energy).max())
     return bool(np.all(np.abs(energy - flipped) <= scale))
 
