@@ -221,7 +221,7 @@ def report_dict(report) -> dict:
     rt = report.round_trip_diagnostics or {}
     rej = np.asarray(report.rejection_rates, dtype=np.float64)
     out = {
-        "n_chains": int(report.n_betas),
+        "n_chains": int(report.n_chains),
         "gibbs_steps_per_round": int(report.gibbs_steps_per_round),
         "Lambda": float(report.Lambda),
         "betas": [float(b) for b in np.asarray(report.betas)],
@@ -281,7 +281,7 @@ def workload_a(cfg: dict, n_samples: int, seed: int, long_windows: int) -> dict:
             beta_range=(0.0, beta),
         )
     )
-    log(f"[a] tuned in {tune_s:.2f}s: N={plan.n_betas}; first draw of {n_samples}")
+    log(f"[a] tuned in {tune_s:.2f}s: N={len(plan.betas)}; first draw of {n_samples}")
     samples, draw1_s = timed(lambda: plan.sample(k_draw, n_samples))
     draw1_advice = advice_dict(plan.last_advice)
     whole_s = tune_s + draw1_s
@@ -294,7 +294,7 @@ def workload_a(cfg: dict, n_samples: int, seed: int, long_windows: int) -> dict:
     m2 = magnetisation(samples2)
     ess2 = ess_geyer(m2)
     rounds = n_samples  # sample(): n_warmup=0, steps_per_sample=1 -> 1 round/sample
-    spin_updates = rounds * plan.n_betas * plan.gibbs_steps_per_round * L * L
+    spin_updates = rounds * len(plan.betas) * plan.gibbs_steps_per_round * L * L
     flips = float(np.mean(np.sign(m[1:]) != np.sign(m[:-1])))
     steady_advice = advice_dict(plan.last_advice)
 
@@ -432,7 +432,7 @@ def workload_c(cfg: dict, seed: int) -> dict:
             beta_range=(0.0, beta),
         )
     )
-    n_chains = plan.n_betas
+    n_chains = len(plan.betas)
     n_rounds = int(plan.report.production_rounds)  # autotune's production default
     log_z0 = n * math.log(2.0)
     runs = []

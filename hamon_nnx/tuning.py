@@ -181,13 +181,7 @@ def tune_exploration(
                     runner, jax.random.fold_in(key, 1000 + e), explorer, starts, state
                 )
             infos.append(info)
-            ess = diagnostics.ess(info.energy[:, :, 1:], method="bulk")
-            ess = float(np.nanmin(ess)) if np.any(np.isfinite(ess)) else 0.0
-            rate = ess / (len(info.energy) * n_rounds)
-            if own is not None:
-                rejection = 1.0 - np.mean(info.acceptance, axis=(0, 1))
-                trips = schedule.predicted_round_trip_rate_for(rejection)
-                rate = min(rate, max(trips, min(1.0, own * n_explore)))
+            rate = _exploration_rate(info, None if own is None else own * n_explore)
             score = rate / (n_explore * explorer.cost(runner.model) + 1)
             scores[(explorer.name, n_explore)] = score
             choices[(explorer.name, n_explore)] = (explorer, n_explore)
@@ -198,6 +192,20 @@ def tune_exploration(
     joined = [np.concatenate([getattr(i, f) for i in infos], axis=1) for f in Rounds._fields[:3]]
     rounds = Rounds(*joined, cold=None, observed=None)
     return best, tempering.reset_statistics(state), scores, rounds
+
+
+def _exploration_rate(info: Rounds, own: float | None) -> float:
+    """ESS per round of a run's slowest slot energy, capped, when `own` (the
+    explorer's own mode changes per round) is given, by the faster of `own`
+    and the round trips predicted for the ladder."""
+    n_replicas, n_rounds = info.energy.shape[:2]
+    ess = diagnostics.ess(info.energy[:, :, 1:], method="bulk")
+    ess = float(np.nanmin(ess)) if np.any(np.isfinite(ess)) else 0.0
+    rate = ess / (n_replicas * n_rounds)
+    if own is None:
+        return rate
+    trips = schedule.predicted_round_trip_rate_for(1.0 - np.mean(info.acceptance, axis=(0, 1)))
+    return min(rate, max(trips, min(1.0, own)))
 
 
 def _mode_statistics(x: np.ndarray) -> np.ndarray:

@@ -54,6 +54,10 @@ kw = {
                   init=np.where(np.arange(36) % 2, 1, -1).astype(np.int8)),
     "rbm": dict(model=rbm, n_samples=15, n_chains=8, n_warmup=3),
 }
+# cluster explorers: a chain's bonds and cluster draws come from its own counters
+kw["ising_sw"] = dict(kw["ising"], explorer="swendsen_wang")
+kw["potts_wolff"] = dict(model=hn.PottsModel.lattice((4, 4), q=3, coupling=0.8), n_samples=10,
+                         n_chains=8, n_warmup=2, explorer="wolff")
 for name, k in kw.items():
     ref = hn.sample(key=jax.random.key(3), device=None, **k)
     for d, devices in DEVICES.items():
@@ -176,7 +180,7 @@ def train_results():
     return _run(TRAIN)
 
 
-@pytest.mark.parametrize("name", ["ising", "rbm"])
+@pytest.mark.parametrize("name", ["ising", "rbm", "ising_sw", "potts_wolff"])
 @pytest.mark.parametrize("devices", ["none", "2", "4"])
 def test_sample_identical_on_1_2_4_devices(sample_results, name, devices):
     r = sample_results[f"{name}/{devices}"]
