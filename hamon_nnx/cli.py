@@ -251,13 +251,14 @@ def _draw_samples(target: Target, args, key, bar):
     import hamon_nnx as hn
 
     if args.method == "nrpt":
-        plan = hn.autotune(target.model, key, max_rounds=args.max_rounds)
+        plan = hn.autotune(target.model, key, max_rounds=args.max_rounds, explorer=args.explorer)
         _advance(bar, "sampling")
         samples = np.asarray(plan.sample(jax.random.fold_in(key, 1), args.n))
         return samples, plan.report()
     samples = np.asarray(
         hn.sample(
-            target.model, key, n_samples=args.n, n_chains=args.chains, n_warmup=args.warmup
+            target.model, key, n_samples=args.n, n_chains=args.chains, n_warmup=args.warmup,
+            explorer=args.explorer or "gibbs",
         )  # fmt: skip
     )
     return samples, None
@@ -698,6 +699,9 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("model", help="zoo name (hamon-nnx zoo list) or checkpoint directory")
     sample.add_argument("-n", "--n", type=int, default=1000, help="draws (default 1000)")
     sample.add_argument("--method", choices=("nrpt", "gibbs"), default="nrpt")
+    sample.add_argument("--explorer", default=None,
+                        help="the local move: gibbs, swendsen_wang, wolff or parts joined by + "
+                        "(default: tuned for nrpt, gibbs for --method gibbs)")  # fmt: skip
     sample.add_argument("--chains", type=int, default=16, help="Gibbs chains (default 16)")
     sample.add_argument("--warmup", type=int, default=200, help="Gibbs warm-up sweeps")
     sample.add_argument("--max-rounds", type=int, default=512,

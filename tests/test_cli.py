@@ -55,6 +55,17 @@ def test_sample_physics_model_with_nrpt(tmp_path, capsys):
     assert abs(summary["nrpt"]["log_z"] - exact) < 5 * summary["nrpt"]["log_z_stderr"]
 
 
+def test_sample_with_a_cluster_explorer(tmp_path, capsys):
+    out = tmp_path / "c"
+    args = ["sample", "ising-2d", "--set", "size=8", "--set", "beta=critical", "-n", "40"]
+    args += ["--method", "gibbs", "--explorer", "swendsen_wang", "--chains", "4"]
+    assert cli.main([*args, "--warmup", "5", "--out", str(out), "--json"]) == 0
+    assert np.load(out / "samples.npy").shape == (4, 40, 64)
+    bad = ["sample", "rbm-digits-16", "--explorer", "wolff", "--out", str(out)]
+    assert cli.main(bad) == cli.EXIT_BAD_INPUT
+    assert "explorer 'wolff' cannot run on this model" in capsys.readouterr().err
+
+
 def test_sample_with_gibbs_and_a_scan(tmp_path, capsys):
     out = tmp_path / "g"
     # 24 chains = 3 betas x 8 chains of the scan: both runs share one compiled program
