@@ -262,3 +262,11 @@ def test_potts_lattice_keeps_its_grid_through_config():
         hn.models.model_from_config(config)
     free = hn.PottsModel.from_edges(12, 3, np.asarray(p.edges[...]), 0.7)
     assert not free.cluster_grid()
+
+
+def test_observe_streams_the_same_cluster_draws(key):
+    m = hn.PottsModel.lattice((3, 3), q=3, coupling=0.9)
+    kw = dict(n_samples=50, n_chains=4, n_warmup=3, thin=2, explorer="swendsen_wang")
+    draws = np.asarray(hn.sample(m, key, **kw), np.float64)
+    out = hn.observe(m, key, {"m": hn.observers.Moments()}, **kw)
+    np.testing.assert_allclose(out["m"].mean(), draws.reshape(-1, 9).mean(axis=0), atol=1e-6)
