@@ -257,7 +257,11 @@ def _draw_samples(target: Target, args, key, bar):
         return samples, plan.report()
     samples = np.asarray(
         hn.sample(
-            target.model, key, n_samples=args.n, n_chains=args.chains, n_warmup=args.warmup,
+            target.model,
+            key,
+            n_samples=args.n,
+            n_chains=args.chains,
+            n_warmup=args.warmup,
             explorer=args.explorer or "gibbs",
         )  # fmt: skip
     )

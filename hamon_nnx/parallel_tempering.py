@@ -26,7 +26,14 @@ TRACE_COUNT = 0
 
 @functools.partial(
     jax.jit,
-    static_argnames=("graphdef", "capacity", "observers", "ladder_sharding", "explorer"),
+    static_argnames=(
+        "graphdef",
+        "capacity",
+        "observers",
+        "ladder_sharding",
+        "explorer",
+        "houdayer",
+    ),
 )
 def _nrpt_program(
     graphdef,
@@ -42,6 +49,7 @@ def _nrpt_program(
     observers,
     ladder_sharding=None,
     explorer=explorers_lib.GIBBS,
+    houdayer=False,
 ):
     global TRACE_COUNT
     TRACE_COUNT += 1
@@ -63,6 +71,7 @@ def _nrpt_program(
         observers=dict(observers) if observers else None,
         observed=observed,
         explorer=explorer,
+        houdayer=houdayer,
     )
     # the records of a chunk are few (capacity rows): always taken, kept by the caller if asked
     info = info._replace(cold=model.to_natural(info.cold))
@@ -178,13 +187,15 @@ class Runner:
         observers: dict | None = None,
         observed: dict | None = None,
         explorer: explorers_lib.Explorer = explorers_lib.GIBBS,
+        houdayer: bool = False,
     ) -> tuple[tempering.NRPTState, Rounds]:
         """`n_rounds` rounds in chunks of `capacity`, one compiled program for all.
 
         Every `thin`-th round (counted from this call's start) is recorded:
         stored with `record`, and fed to `observers` (continuing `observed`).
         Each round makes `n_explore` updates by `explorer` (one compiled
-        program per explorer).
+        program per explorer) and, with `houdayer`, a Houdayer move between
+        the chains of replicas 2k and 2k + 1 at each beta.
         """
         mask = None if self.clamp is None else self.clamp[0]
         state = self._place(state)
@@ -211,6 +222,7 @@ class Runner:
                 observers=static_observers,
                 ladder_sharding=self.placement.ladder_sharding,
                 explorer=explorer,
+                houdayer=houdayer,
             )
             observed = info.observed
             stats = jax.device_get((info.energy, info.acceptance, info.swapped))
@@ -362,6 +374,22 @@ class NRPTResult:
         return int(np.sum(self.state.round_trips))
 
 
+def _check_houdayer(houdayer, model, n_replicas: int) -> None:
+    if not isinstance(houdayer, (bool, np.bool_)):
+        raise TypeError(f"houdayer must be True or False, got {houdayer!r}")
+    if not houdayer:
+        return
+    if n_replicas < 2 or n_replicas % 2:
+        raise ValueError(
+            f"houdayer=True pairs replicas 2k and 2k + 1: n_replicas must be even, got {n_replicas}"
+        )
+    if any(blk.kind != "spin" for blk in model.blocks):
+        raise ValueError("houdayer=True needs an Ising model (spin variables)")
+    problem = explorers_lib.SWENDSEN_WANG.problem(model)
+    if problem:
+        raise ValueError(f"houdayer=True cannot run on this model: {problem}")
+
+
 def _start(runner: Runner, key, betas, init, n_replicas: int) -> tempering.NRPTState:
     state = runner.initial_state(key, betas, n_replicas)
     if init is None:
@@ -396,6 +424,7 @@ def nrpt(
     thin: int = 1,
     n_chains: int | None = None,
     explorer="gibbs",
+    houdayer: bool = False,
 ) -> NRPTResult:
     """Non-reversible parallel tempering on a fixed ladder.
 
@@ -450,6 +479,10 @@ def nrpt(
             "wolff" (cluster updates of Ising and ferromagnetic Potts
             models, `core.clusters`), parts joined by "+" (one after the
             other), or a `core.explorers.Explorer`.
+        houdayer: Houdayer cluster moves (2001) between replicas 2k and
+            2k + 1 at each beta, every round (Ising models, an even
+            `n_replicas`): where two replicas of a spin glass differ, whole
+            clusters of the difference swap between them, always accepted.
 
     Returns:
         NRPTResult with the cold-chain samples, log Z and swap statistics.
@@ -478,16 +511,20 @@ def nrpt(
     size = np.size(betas) if state is None else int(state.ladder.shape[-1])
     runner = Runner(model, clamp=clamp, reference=reference, device=device, n_chains=size)
     explorer = explorers_lib.check(explorer, model)
+    _check_houdayer(houdayer, model, n_replicas if state is None else int(state.x.shape[0]))
     init_key, run_key = jax.random.split(key)
     if state is None:
         state = _start(runner, init_key, betas, init, n_replicas)
     if n_warmup:
-        state, _ = runner.run(run_key, state, n_warmup, n_explore, record=False, explorer=explorer)
+        state, _ = runner.run(
+            run_key, state, n_warmup, n_explore, record=False, explorer=explorer,
+            houdayer=houdayer,
+        )  # fmt: skip
         zero = jnp.zeros_like(state.round_trips)
         state = tempering.reset_statistics(state)._replace(round_trips=zero, restarts=zero)
     state, rounds = runner.run(
         run_key, state, n_rounds, n_explore, thin=thin, record=record, observers=observers,
-        explorer=explorer,
+        explorer=explorer, houdayer=houdayer,
     )  # fmt: skip
     ladder = np.asarray(state.ladder[0], np.float64)
     energy = np.asarray(rounds.energy, np.float64)

@@ -270,3 +270,46 @@ def test_observe_streams_the_same_cluster_draws(key):
     draws = np.asarray(hn.sample(m, key, **kw), np.float64)
     out = hn.observe(m, key, {"m": hn.observers.Moments()}, **kw)
     np.testing.assert_allclose(out["m"].mean(), draws.reshape(-1, 9).mean(axis=0), atol=1e-6)
+
+
+def glass_4x4(seed=7, field=0.2):
+    g = rng(seed)
+    edges, _ = hn.core.graph.lattice_edges((4, 4), periodic=True)
+    return hn.IsingModel.from_edges(16, edges, g.choice([-1.0, 1.0], size=len(edges)),
+                                    field * g.normal(size=16))  # fmt: skip
+
+
+def test_houdayer_keeps_the_pair_energy_and_overlap(key):
+    from hamon_nnx.core import gibbs
+
+    for m in (glass_4x4(), hn.IsingModel.lattice((4, 4), coupling=[0.5, -0.5], field=0.3)):
+        xa = gibbs.random_states(jax.random.key(1), m.blocks, 32)
+        xb = gibbs.random_states(jax.random.key(2), m.blocks, 32)
+        na, nb = clusters.houdayer(key, xa, xb, m)
+        e = jax.vmap(m.internal_energy)
+        np.testing.assert_allclose(e(na) + e(nb), e(xa) + e(xb), atol=1e-4)
+        np.testing.assert_array_equal(np.asarray(na * nb), np.asarray(xa * xb))
+        assert np.mean(np.asarray(na != xa)) > 0.1  # clusters moved
+        same = clusters.houdayer(key, xa, xa, m)  # equal replicas: nothing to swap
+        np.testing.assert_array_equal(np.asarray(same[0]), np.asarray(xa))
+
+
+def test_tempering_with_houdayer_matches_exact(key):
+    m = glass_4x4()
+    res = hn.nrpt(m, key, n_betas=6,
+                  n_rounds=2500, n_replicas=2, houdayer=True)  # fmt: skip
+    est = res.log_z
+    assert abs(est.estimate - hn.exact.log_partition(m)) < 4 * est.stderr + 1e-3
+    states, probs = hn.exact.probabilities(m)
+    assert_matches(np.asarray(res.samples), states, probs, m.variable_values())
+
+
+def test_houdayer_bad_input(key):
+    m = glass_4x4()
+    with pytest.raises(ValueError, match="n_replicas must be even"):
+        hn.nrpt(m, key, n_rounds=4, n_replicas=3, houdayer=True)
+    p = hn.PottsModel.lattice((3, 3), q=3)
+    with pytest.raises(ValueError, match="needs an Ising model"):
+        hn.nrpt(p, key, n_rounds=4, n_replicas=2, houdayer=True)
+    with pytest.raises(TypeError, match="houdayer must be True or False"):
+        hn.nrpt(m, key, n_rounds=4, n_replicas=2, houdayer="yes")

@@ -286,3 +286,56 @@ def wolff(key, x, model, beta, clamp=None, reference=None):
     probability min(1, exp(change of the cluster's field log-weight)).
     """
     return _in_update_order(_wolff, key, x, model, beta, clamp, reference)
+
+
+def _houdayer_pairs(key, xa, xb, bonds: Bonds):
+    """The Houdayer move on spin pairs (C, n) in the order of `bonds`."""
+    n_chains, n = xa.shape
+    differ = xa != xb  # overlap q_i = -1
+    if bonds.grid is None:
+        edges = bonds.edges
+        active = differ[:, edges[:, 0]] & differ[:, edges[:, 1]] & (bonds.coupling != 0)
+        label = jax.vmap(lambda a: components(n, edges, a))(active)
+    else:
+        d, shape = len(bonds.grid), bonds.grid
+        q = differ.reshape(n_chains, *shape)
+        up = jnp.stack([jnp.roll(q, -1, axis=a + 1) for a in range(d)], axis=1)
+        active = q[:, None] & up & (bonds.coupling != 0)
+        label = jax.vmap(grid_components)(active)
+    # the seed: uniform among the differing sites (none: no move)
+    count = jnp.sum(differ, axis=1)
+    u = random.uniform(key, n_chains, 1)[:, 0]
+    k = jnp.minimum((u * count.astype(jnp.float32)).astype(jnp.int32), jnp.maximum(count - 1, 0))
+    seed = jnp.argmax(jnp.cumsum(differ, axis=1) > k[:, None], axis=1)
+    inside = differ & (label == _at(label, seed)[:, None]) & (count > 0)[:, None]
+    return jnp.where(inside, xb, xa), jnp.where(inside, xa, xb)
+
+
+def houdayer(key, xa, xb, model):
+    """Houdayer's cluster move (2001) between two replicas at the same betas.
+
+    Sites where the replicas differ (overlap -1) form clusters through the
+    model's bonds; the cluster of a uniformly chosen differing site swaps
+    its values between the replicas. E(a) + E(b) is unchanged (bonds inside
+    the cluster swap, bonds leaving it touch sites where the replicas agree,
+    fields and a product reference cancel between the two), and so is the
+    overlap that picked the cluster, so the move is always accepted and
+    leaves pi_beta(a) pi_beta(b) invariant; clamped variables agree in both
+    replicas and never move. Spin models only.
+
+    Args:
+        key: PRNG key.
+        xa, xb: (C, n) int8 internal-order spin states, chain c of both at
+            the same beta.
+        model: an object with spin `blocks` and `cluster_bonds()`.
+
+    Returns:
+        The two new batches (C, n).
+    """
+    if any(blk.kind != SPIN for blk in model.blocks):
+        raise ValueError("Houdayer moves need spin variables (Ising models)")
+    bonds = model.cluster_bonds()
+    if bonds.grid is None:
+        return _houdayer_pairs(key, xa, xb, bonds)
+    na, nb = _houdayer_pairs(key, model.to_natural(xa), model.to_natural(xb), bonds)
+    return model.to_internal(na), model.to_internal(nb)

@@ -32,8 +32,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from . import clusters, gibbs
 from . import explorers as explorers_lib
-from . import gibbs
 from . import reference as ref_lib
 
 
@@ -138,6 +138,34 @@ def track_round_trips(state: NRPTState, replica: jax.Array) -> NRPTState:
     )
 
 
+def _explore(key, state: NRPTState, model, n_explore, clamp, reference, explorer) -> jax.Array:
+    """The chains of one ladder after the round's exploration (its first half)."""
+    explore_key, _ = jax.random.split(jax.random.fold_in(key, state.round))
+
+    def explore(s, x):
+        return explorer(
+            jax.random.fold_in(explore_key, s), x, model, state.ladder, clamp, reference
+        )
+
+    return lax.fori_loop(0, n_explore, explore, state.x)
+
+
+def _swap(key, state: NRPTState, x: jax.Array, model, reference) -> tuple[NRPTState, RoundInfo]:
+    """Energies, DEO swaps and statistics of one ladder whose chains explored to `x`."""
+    _, swap_key = jax.random.split(jax.random.fold_in(key, state.round))
+    energy = path_energy(model, x, reference)
+    acceptance, swapped, permutation = deo_swap(swap_key, state.ladder, energy, state.round % 2)
+    x = x[permutation]
+    state = track_round_trips(state, state.replica[permutation])
+    state = state._replace(
+        x=x,
+        round=state.round + 1,
+        rejection=state.rejection + (1.0 - acceptance),
+        n_stats=state.n_stats + 1,
+    )
+    return state, RoundInfo(energy, acceptance, swapped, x[-1])
+
+
 def ladder_round(
     key: jax.Array,
     state: NRPTState,
@@ -159,26 +187,11 @@ def ladder_round(
         reference: optional product reference (logits per block).
         explorer: the local move (`core.explorers`), block Gibbs by default.
     """
-    round_key = jax.random.fold_in(key, state.round)
-    explore_key, swap_key = jax.random.split(round_key)
+    x = _explore(key, state, model, n_explore, clamp, reference, explorer)
+    return _swap(key, state, x, model, reference)
 
-    def explore(s, x):
-        return explorer(
-            jax.random.fold_in(explore_key, s), x, model, state.ladder, clamp, reference
-        )
 
-    x = lax.fori_loop(0, n_explore, explore, state.x)
-    energy = path_energy(model, x, reference)
-    acceptance, swapped, permutation = deo_swap(swap_key, state.ladder, energy, state.round % 2)
-    x = x[permutation]
-    state = track_round_trips(state, state.replica[permutation])
-    state = state._replace(
-        x=x,
-        round=state.round + 1,
-        rejection=state.rejection + (1.0 - acceptance),
-        n_stats=state.n_stats + 1,
-    )
-    return state, RoundInfo(energy, acceptance, swapped, x[-1])
+HOUDAYER = 2**31 - 3  # fold_in tag of a round's Houdayer key
 
 
 def round_kernel(
@@ -190,20 +203,37 @@ def round_kernel(
     clamp: gibbs.Clamp | None = None,
     reference=None,
     explorer: explorers_lib.Explorer = explorers_lib.GIBBS,
+    houdayer: bool = False,
 ) -> tuple[NRPTState, RoundInfo]:
     """One round of R replica ladders (a leading replica axis on every field).
 
     Replica r runs `ladder_round` with `fold_in(key, r)`; a single replica
     runs it without `vmap` (batched keys make every random draw of the
     sweeps a vmapped generator, several times slower on lattices).
+
+    With `houdayer`, replicas 2k and 2k + 1 (R even; all replicas share the
+    ladder) make a Houdayer cluster move (`core.clusters.houdayer`) between
+    their chains at each beta after exploring and before the swaps.
     """
+
+    keys = jax.vmap(lambda r: jax.random.fold_in(key, r))(jnp.arange(state.x.shape[0]))
+    if houdayer:
+        x = jax.vmap(lambda k, s: _explore(k, s, model, n_explore, clamp, reference, explorer))(
+            keys, state
+        )
+        pair_key = jax.random.fold_in(jax.random.fold_in(key, HOUDAYER), state.round[0])
+        n_pairs, n_chains, n = x.shape[0] // 2, x.shape[1], x.shape[2]
+        xa, xb = x[0::2].reshape(-1, n), x[1::2].reshape(-1, n)
+        xa, xb = clusters.houdayer(pair_key, xa, xb, model)
+        pairs = jnp.stack([xa.reshape(n_pairs, n_chains, n), xb.reshape(n_pairs, n_chains, n)], 1)
+        x = pairs.reshape(x.shape)
+        return jax.vmap(lambda k, s, xs: _swap(k, s, xs, model, reference))(keys, state, x)
 
     def one(k, s):
         return ladder_round(
             k, s, model, n_explore=n_explore, clamp=clamp, reference=reference, explorer=explorer
         )
 
-    keys = jax.vmap(lambda r: jax.random.fold_in(key, r))(jnp.arange(state.x.shape[0]))
     if state.x.shape[0] == 1:
         state, info = one(keys[0], jax.tree.map(lambda a: a[0], state))
         return jax.tree.map(lambda a: a[None], (state, info))
@@ -242,11 +272,13 @@ def run(
     observers: dict | None = None,
     observed: dict | None = None,
     explorer: explorers_lib.Explorer = explorers_lib.GIBBS,
+    houdayer: bool = False,
 ) -> tuple[NRPTState, RunInfo]:
     """Up to `capacity` rounds of R independent ladders (replicas) at once.
 
     `state` carries a leading replica axis on every field (`jax.vmap` of
-    `init`); see `round_kernel`; `explorer` is the local move. The
+    `init`); see `round_kernel`; `explorer` is the local move, `houdayer`
+    adds Houdayer moves between replica pairs. The
     counts `n_rounds`, `n_explore`, `thin` and `phase` may be traced, so one
     compiled program serves every run length: callers loop over chunks of
     `capacity` rounds.
@@ -284,7 +316,7 @@ def run(
         state, buffers = carry
         state, info = round_kernel(
             key, state, model, n_explore=n_explore, clamp=clamp, reference=reference,
-            explorer=explorer,
+            explorer=explorer, houdayer=houdayer,
         )  # fmt: skip
         buffers = buffers._replace(
             energy=buffers.energy.at[:, i].set(info.energy),
