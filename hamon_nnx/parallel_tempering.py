@@ -117,11 +117,15 @@ class Runner:
     every round runs there; with several devices the ladder axis is sharded.
     """
 
-    def __init__(self, model: EnergyModel, clamp=None, reference=None, device=None, n_chains=16):
+    def __init__(
+        self, model: EnergyModel, clamp=None, reference=None, device=None, n_chains=16,
+        houdayer: bool = False,
+    ):  # fmt: skip
         if not isinstance(model, EnergyModel):
             raise TypeError(f"model must be a hamon-nnx EnergyModel, got {type(model).__name__}")
         check_params_finite(model)
         self.model = model
+        self.houdayer = houdayer  # every run's default: Houdayer moves between replica pairs
         self.graphdef, self.params = nnx.split(model)
         self.clamp = check_clamp(model, clamp)
         self.reference = reference
@@ -187,7 +191,7 @@ class Runner:
         observers: dict | None = None,
         observed: dict | None = None,
         explorer: explorers_lib.Explorer = explorers_lib.GIBBS,
-        houdayer: bool = False,
+        houdayer: bool | None = None,
     ) -> tuple[tempering.NRPTState, Rounds]:
         """`n_rounds` rounds in chunks of `capacity`, one compiled program for all.
 
@@ -195,8 +199,10 @@ class Runner:
         stored with `record`, and fed to `observers` (continuing `observed`).
         Each round makes `n_explore` updates by `explorer` (one compiled
         program per explorer) and, with `houdayer`, a Houdayer move between
-        the chains of replicas 2k and 2k + 1 at each beta.
+        the chains of replicas 2k and 2k + 1 at each beta (default: the
+        Runner's `houdayer`).
         """
+        houdayer = self.houdayer if houdayer is None else houdayer
         mask = None if self.clamp is None else self.clamp[0]
         state = self._place(state)
         key, reference = self.placement.replicate((key, self.reference))
@@ -374,7 +380,8 @@ class NRPTResult:
         return int(np.sum(self.state.round_trips))
 
 
-def _check_houdayer(houdayer, model, n_replicas: int) -> None:
+def check_houdayer(houdayer, model, n_replicas: int) -> None:
+    """A clear error unless Houdayer moves can run: an Ising model, even `n_replicas`."""
     if not isinstance(houdayer, (bool, np.bool_)):
         raise TypeError(f"houdayer must be True or False, got {houdayer!r}")
     if not houdayer:
@@ -509,22 +516,21 @@ def nrpt(
     if state is None and betas is None:
         betas = np.linspace(0.0, 1.0, _check_count("n_betas", n_betas, 2))
     size = np.size(betas) if state is None else int(state.ladder.shape[-1])
-    runner = Runner(model, clamp=clamp, reference=reference, device=device, n_chains=size)
     explorer = explorers_lib.check(explorer, model)
-    _check_houdayer(houdayer, model, n_replicas if state is None else int(state.x.shape[0]))
+    check_houdayer(houdayer, model, n_replicas if state is None else int(state.x.shape[0]))
+    runner = Runner(
+        model, clamp=clamp, reference=reference, device=device, n_chains=size, houdayer=houdayer
+    )
     init_key, run_key = jax.random.split(key)
     if state is None:
         state = _start(runner, init_key, betas, init, n_replicas)
     if n_warmup:
-        state, _ = runner.run(
-            run_key, state, n_warmup, n_explore, record=False, explorer=explorer,
-            houdayer=houdayer,
-        )  # fmt: skip
+        state, _ = runner.run(run_key, state, n_warmup, n_explore, record=False, explorer=explorer)
         zero = jnp.zeros_like(state.round_trips)
         state = tempering.reset_statistics(state)._replace(round_trips=zero, restarts=zero)
     state, rounds = runner.run(
         run_key, state, n_rounds, n_explore, thin=thin, record=record, observers=observers,
-        explorer=explorer, houdayer=houdayer,
+        explorer=explorer,
     )  # fmt: skip
     ladder = np.asarray(state.ladder[0], np.float64)
     energy = np.asarray(rounds.energy, np.float64)

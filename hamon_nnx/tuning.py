@@ -44,7 +44,7 @@ from .models.base import EnergyModel
 from .models.categorical_rbm import CategoricalRBM
 from .models.ising import IsingModel
 from .models.rbm import RBM, RBMMarginal
-from .parallel_tempering import Rounds, Runner, init_state
+from .parallel_tempering import Rounds, Runner, check_houdayer, init_state
 from .sampling import _check_count, _check_key
 
 
@@ -284,6 +284,7 @@ class NRPTReport:
     rhat_energy: float = math.nan
     collapsed: str = ""  # "hidden" / "visible": the RBM layer tempered, the other summed out
     explorer: str = "gibbs"  # the local move between swaps (core.explorers)
+    houdayer: bool = False  # Houdayer moves between replica pairs
     exploration_scores: dict | None = None  # {(explorer, n_explore): ESS per sweep of work}
     plan: NRPTPlan | None = dataclasses.field(default=None, repr=False)
 
@@ -297,7 +298,8 @@ class NRPTReport:
         lines = [
             f"NRPT plan: N = {self.n_betas} temperatures"
             f"{f' x {self.n_replicas} replicas' if self.n_replicas > 1 else ''}, "
-            f"explorer {self.explorer}, n_explore = {self.n_explore}, {self.reference} reference"
+            f"explorer {self.explorer}{' + Houdayer' if self.houdayer else ''}, "
+            f"n_explore = {self.n_explore}, {self.reference} reference"
             + (f", RBM tempered on its {self.collapsed} layer" if self.collapsed else ""),
             f"  barrier Lambda = {self.total_barrier:.3f}",
             f"  round trips = {self.round_trips} (restarts {self.restarts}) in {self.n_rounds} rounds"
@@ -549,6 +551,7 @@ class NRPTPlan:
             rhat_energy=float(diagnostics.rhat(cold)) if enough else math.nan,
             collapsed=self.runner.model.keep if self.collapsed else "",
             explorer=self.explorer.name,
+            houdayer=self.runner.houdayer,
             exploration_scores=self.exploration_scores,
             plan=self,
         )
@@ -595,6 +598,7 @@ def autotune(
     n_chains: int | None = None,
     max_chains: int | None = None,
     explorer=None,
+    houdayer: bool = False,
 ) -> NRPTPlan:
     """Tune NRPT for `model`: ladder, chain count, exploration; see module doc.
 
@@ -635,6 +639,10 @@ def autotune(
             cluster updates (`core.explorers.candidates`); the ladder is
             tuned with Gibbs first. A name ("gibbs", "swendsen_wang",
             "wolff", parts joined by "+") or an Explorer fixes it.
+        houdayer: Houdayer moves between replicas 2k and 2k + 1 at each
+            beta in every round of tuning and sampling (Ising models, even
+            `n_replicas`; see `hn.nrpt`): on 2-D +-J glasses about 2.8x the
+            round trips per round for 1.65x the work.
 
     Returns:
         NRPTPlan.
@@ -656,7 +664,8 @@ def autotune(
     n_adapt = max(1, int(math.log2(max_rounds)) - 4)  # 32, 64, ..., max_rounds
     keys = [jax.random.fold_in(key, i) for i in range(7)]
     start_n = _check_count("n_betas", n_betas, 2) if n_betas is not None else 16
-    runner = Runner(model, clamp=clamp, device=device, n_chains=start_n)
+    check_houdayer(houdayer, model, n_replicas)
+    runner = Runner(model, clamp=clamp, device=device, n_chains=start_n, houdayer=houdayer)
     if n_betas is None:
         start_n = runner.placement.round_up(start_n)
     state = runner.initial_state(keys[0], np.linspace(0.0, 1.0, start_n), n_replicas)

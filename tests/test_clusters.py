@@ -313,3 +313,14 @@ def test_houdayer_bad_input(key):
         hn.nrpt(p, key, n_rounds=4, n_replicas=2, houdayer=True)
     with pytest.raises(TypeError, match="houdayer must be True or False"):
         hn.nrpt(m, key, n_rounds=4, n_replicas=2, houdayer="yes")
+    with pytest.raises(ValueError, match="n_replicas must be even"):
+        hn.autotune(m, key, houdayer=True)
+
+
+def test_autotune_with_houdayer_runs_every_stage_with_it(key):
+    m = glass_4x4(field=0.0)
+    plan = hn.autotune(m, key, max_rounds=64, n_replicas=2, houdayer=True, explorer="gibbs")
+    assert plan.runner.houdayer and "explorer gibbs + Houdayer" in str(plan.report())
+    s = np.asarray(plan.sample(jax.random.key(1), 1500))
+    states, probs = hn.exact.probabilities(m)
+    assert_matches(s, states, probs, m.variable_values())
