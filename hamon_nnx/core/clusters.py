@@ -81,17 +81,27 @@ def components(n: int, edges: jax.Array, active: jax.Array) -> jax.Array:
     """
     i, j = edges[:, 0], edges[:, 1]
 
-    def hook_and_jump(carry):
-        label, _ = carry
+    def hook(label):
         li, lj = label[i], label[j]
         low = jnp.where(active, jnp.minimum(li, lj), n)  # n: no-op for absent bonds
-        new = label.at[li].min(low, mode="drop").at[lj].min(low, mode="drop")
+        return label.at[li].min(low, mode="drop").at[lj].min(low, mode="drop")
+
+    return _hook_and_jump(n, hook)
+
+
+def _hook_and_jump(n: int, hook) -> jax.Array:
+    """Labels 0..n-1 hooked by `hook` (label -> label) and pointer-jumped twice
+    a pass, until a pass changes nothing."""
+
+    def one_pass(carry):
+        label, _ = carry
+        new = hook(label)
         new = new[new]
         new = new[new]
         return new, jnp.any(new != label)
 
     start = (jnp.arange(n, dtype=jnp.int32), jnp.bool_(True))
-    label, _ = lax.while_loop(lambda c: c[1], hook_and_jump, start)
+    label, _ = lax.while_loop(lambda c: c[1], one_pass, start)
     return label
 
 
@@ -112,8 +122,7 @@ def grid_components(active: jax.Array) -> jax.Array:
     shape = active.shape[1:]
     n = math.prod(shape)
 
-    def hook_and_jump(carry):
-        label, _ = carry
+    def hook(label):
         grid = label.reshape(shape)
         low = grid
         for a in range(len(shape)):
@@ -121,14 +130,9 @@ def grid_components(active: jax.Array) -> jax.Array:
             low = jnp.minimum(low, jnp.where(active[a], up, n))
             low = jnp.minimum(low, jnp.where(jnp.roll(active[a], 1, axis=a), down, n))
         low = low.reshape(n)
-        new = low.at[label].min(low)  # the old root follows its members
-        new = new[new]
-        new = new[new]
-        return new, jnp.any(new != label)
+        return low.at[label].min(low)  # the old root follows its members
 
-    start = (jnp.arange(n, dtype=jnp.int32), jnp.bool_(True))
-    label, _ = lax.while_loop(lambda c: c[1], hook_and_jump, start)
-    return label
+    return _hook_and_jump(n, hook)
 
 
 def _bond_probability(J, beta, kind: str):
