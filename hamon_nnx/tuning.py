@@ -314,7 +314,7 @@ class NRPTReport:
         if self.exploration_scores:
             best = max(self.exploration_scores.values())
             lines.append(
-                "  exploration (ESS of the slowest slot's energy per sweep of work, "
+                "  exploration (ESS per round per sweep of work, "
                 "relative to the best): "
                 + ", ".join(
                     f"{name} x {k} {score / best:.2f}" if best > 0 else f"{name} x {k} 0"
