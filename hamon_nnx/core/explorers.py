@@ -18,6 +18,17 @@ depend on how many chains run beside it).
   where Gibbs needs hundreds of sweeps.
 * `Cycle(parts)`: the parts one after the other, e.g. "swendsen_wang+gibbs".
 
+Example: below the critical point a block Gibbs chain keeps its
+magnetization for thousands of sweeps; Swendsen-Wang flips it about every
+other update.
+
+    >>> import jax, numpy as np, hamon_nnx as hn
+    >>> m = hn.IsingModel.lattice((16, 16), coupling=0.6)
+    >>> s = hn.sample(m, jax.random.key(0), n_samples=200, n_chains=2, explorer="swendsen_wang")
+    >>> sign = np.sign(np.asarray(s, np.float64).mean(axis=-1))
+    >>> bool(np.mean(sign[:, 1:] != sign[:, :-1]) > 0.3)
+    True
+
 Explorers are frozen dataclasses (hashable: compiled programs take them
 as static arguments). `cost` is the work of one update in Gibbs sweeps,
 a fixed number (measured once, see `Explorer.cost`), so the tuner's
