@@ -145,7 +145,8 @@ def plot_samples(
             fig.delaxes(ax)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout(pad=0.3, rect=(0, 0, 1, 0.95 if title else 1))
+    # a gap between panels: two dark images side by side would read as one
+    fig.tight_layout(pad=0.3, h_pad=0.5, w_pad=0.5, rect=(0, 0, 1, 0.95 if title else 1))
     if path is not None:
         fig.savefig(path, dpi=100)
     return fig
