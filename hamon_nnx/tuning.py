@@ -148,7 +148,8 @@ def tune_exploration(
     round trip (the rate predicted for the ladder from its swap rates), or
     by the explorer itself (`_own_mode_rate`: how many updates the chains,
     all at beta = 1 and started from 8 draws of the tempered beta = 1
-    chain, every other one mirrored when E(-x) = E(x), take to forget the
+    chain, every other one mirrored when E(-x) = E(x) or relabelled when
+    Potts labels are symmetric (`_with_images`), take to forget the
     mean and a random projection of their start), whichever is faster.
 
     The score divides the rate by the work of a round, counted, not timed:
@@ -173,9 +174,7 @@ def tune_exploration(
                 key_i, state, n_rounds, n_explore, record=record, explorer=explorer
             )
             if record:  # 8 beta = 1 draws spread over the run: the modes the chain visits
-                starts = np.array(info.cold[0, :: max(n_rounds // 8, 1)][:8])
-                if runner.clamp is None and flip_symmetric(runner.model, key):
-                    starts[1::2] *= -1  # and their mirror images
+                starts = _with_images(runner, key, info.cold[0, :: max(n_rounds // 8, 1)][:8])
             if len(explorers) > 1 and own is None:
                 own = _own_mode_rate(
                     runner, jax.random.fold_in(key, 1000 + e), explorer, starts, state
@@ -563,6 +562,45 @@ def _energies_and_flipped(graphdef, params, key, n_states: int):
     x = gibbs.random_states(key, model.blocks, n_states)
     energy = jax.vmap(model.internal_energy)
     return energy(x), energy(-x)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 3))
+def _energies_and_shifted(graphdef, params, key, n_states: int):
+    model = nnx.merge(graphdef, params)
+    x = gibbs.random_states(key, model.blocks, n_states)
+    q = model.blocks[0].q
+    energy = jax.vmap(model.internal_energy)
+    return energy(x), energy(((x.astype(jnp.int32) + 1) % q).astype(jnp.int8))
+
+
+def label_symmetric(model: EnergyModel, key: jax.Array, n_states: int = 16) -> bool:
+    """Whether a model of q-state variables (one q) has E(x + 1 mod q) = E(x)
+    (e.g. a Potts model with delta couplings and no fields), on random states."""
+    if (
+        len({(blk.kind, blk.q) for blk in model.blocks}) != 1
+        or model.blocks[0].kind != "categorical"
+    ):
+        return False
+    energy, shifted = _energies_and_shifted(*nnx.split(model), key, n_states)
+    energy, shifted = np.asarray(energy, np.float64), np.asarray(shifted, np.float64)
+    return bool(np.all(np.abs(energy - shifted) <= 1e-5 * (1.0 + np.abs(energy).max())))
+
+
+def _with_images(runner: Runner, key, draws) -> np.ndarray:
+    """beta = 1 draws (natural order), every other one replaced by a symmetry
+    image when the model has one (E(-x) = E(x) for spins, relabelling
+    x + k mod q for Potts), so that the own-mode test sees the modes a chain
+    stuck in one would miss."""
+    starts = np.array(draws)
+    if runner.clamp is not None:
+        return starts
+    if flip_symmetric(runner.model, key):
+        starts[1::2] *= -1
+    elif label_symmetric(runner.model, key):
+        q = runner.model.blocks[0].q
+        shift = 1 + np.arange(len(starts[1::2]))[:, None] % (q - 1)
+        starts[1::2] = (starts[1::2].astype(np.int64) + shift) % q
+    return starts
 
 
 def flip_symmetric(model: EnergyModel, key: jax.Array, n_states: int = 16) -> bool:

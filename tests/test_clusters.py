@@ -324,3 +324,19 @@ def test_autotune_with_houdayer_runs_every_stage_with_it(key):
     s = np.asarray(plan.sample(jax.random.key(1), 1500))
     states, probs = hn.exact.probabilities(m)
     assert_matches(s, states, probs, m.variable_values())
+
+
+def test_symmetry_images_of_the_own_mode_test(key):
+    from hamon_nnx import tuning
+
+    p = hn.PottsModel.lattice((4, 4), q=3, coupling=1.0)
+    assert tuning.label_symmetric(p, key)
+    assert not tuning.label_symmetric(hn.PottsModel.lattice((4, 4), q=3, field=[0.5, 0, 0]), key)
+    assert not tuning.label_symmetric(hn.IsingModel.lattice((4, 4)), key)
+    runner = tuning.Runner(p, n_chains=4)
+    draws = np.zeros((4, 16), np.int8)
+    starts = tuning._with_images(runner, key, draws)
+    assert starts[::2].max() == 0 and set(starts[1::2, 0]) == {1, 2}  # relabelled images
+    ising = tuning.Runner(hn.IsingModel.lattice((4, 4)), n_chains=4)
+    spins = tuning._with_images(ising, key, np.ones((4, 16), np.int8))
+    np.testing.assert_array_equal(spins[:, 0], [1, -1, 1, -1])
