@@ -300,7 +300,7 @@ def ais(
     check_params_finite(model)
     rao_blackwell = _rbm_like(model)
     reference = _resolve_reference(model, reference)
-    log_z_ref = float(ref_lib.log_partition(model.blocks, reference))
+    log_z_ref = ref_lib.log_partition(model.blocks, reference)
     place = device_lib.resolve(device, n_chains=n_runs, n_variables=model.n_variables)
     graphdef, params = nnx.split(model)
     params, key, reference = place.replicate((params, key, reference))

@@ -168,7 +168,7 @@ class Runner:
     def log_z_reference(self) -> float:
         blocks = self.model.blocks
         reference = ref_lib.uniform(blocks) if self.reference is None else self.reference
-        log_z = _reference_log_partition(blocks, reference)
+        log_z = ref_lib.log_partition(blocks, reference)
         if self.clamp is not None:
             # clamped variables are fixed: remove their share of the reference
             log_z -= _clamped_reference_log_z(blocks, reference, self.clamp)
@@ -273,21 +273,6 @@ def _cold_energy(runner: Runner, rounds: Rounds, thin: int) -> np.ndarray:
     cold = runner.model.to_internal(rounds.cold)  # the draws are in natural order
     e_ref = ref_lib.energy(cold.reshape(-1, cold.shape[-1]), runner.model.blocks, runner.reference)
     return v + np.asarray(e_ref, np.float64).reshape(v.shape)
-
-
-def _reference_log_partition(blocks, reference) -> float:
-    """`core.reference.log_partition` on the host, in float64 (no small programs)."""
-    total = 0.0
-    for blk, logits in zip(blocks, reference, strict=True):
-        logits = np.asarray(logits, np.float64)
-        if blk.kind == "spin":
-            total += float(np.sum(np.logaddexp(logits / 2, -logits / 2)))
-        elif blk.kind == "binary":
-            total += float(np.sum(np.logaddexp(0.0, logits)))
-        else:
-            top = logits.max(axis=-1, keepdims=True)
-            total += float(np.sum(np.log(np.sum(np.exp(logits - top), axis=-1)) + top[..., 0]))
-    return total
 
 
 def _clamped_reference_log_z(blocks, reference, clamp) -> float:

@@ -556,21 +556,23 @@ class NRPTPlan:
         )
 
 
-@functools.partial(jax.jit, static_argnums=(0, 3))
-def _energies_and_flipped(graphdef, params, key, n_states: int):
+@functools.partial(jax.jit, static_argnums=(0, 3, 4))
+def _energies_and_image(graphdef, params, key, n_states: int, image: str):
+    """Energies of random states and of their images: "flip" (-x) or "shift" (x + 1 mod q)."""
     model = nnx.merge(graphdef, params)
     x = gibbs.random_states(key, model.blocks, n_states)
+    if image == "flip":
+        y = -x
+    else:
+        y = ((x.astype(jnp.int32) + 1) % model.blocks[0].q).astype(jnp.int8)
     energy = jax.vmap(model.internal_energy)
-    return energy(x), energy(-x)
+    return energy(x), energy(y)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 3))
-def _energies_and_shifted(graphdef, params, key, n_states: int):
-    model = nnx.merge(graphdef, params)
-    x = gibbs.random_states(key, model.blocks, n_states)
-    q = model.blocks[0].q
-    energy = jax.vmap(model.internal_energy)
-    return energy(x), energy(((x.astype(jnp.int32) + 1) % q).astype(jnp.int8))
+def _invariant(model: EnergyModel, key, n_states: int, image: str) -> bool:
+    energy, other = _energies_and_image(*nnx.split(model), key, n_states, image)
+    energy, other = np.asarray(energy, np.float64), np.asarray(other, np.float64)
+    return bool(np.all(np.abs(energy - other) <= 1e-5 * (1.0 + np.abs(energy).max())))
 
 
 def label_symmetric(model: EnergyModel, key: jax.Array, n_states: int = 16) -> bool:
@@ -581,9 +583,7 @@ def label_symmetric(model: EnergyModel, key: jax.Array, n_states: int = 16) -> b
         or model.blocks[0].kind != "categorical"
     ):
         return False
-    energy, shifted = _energies_and_shifted(*nnx.split(model), key, n_states)
-    energy, shifted = np.asarray(energy, np.float64), np.asarray(shifted, np.float64)
-    return bool(np.all(np.abs(energy - shifted) <= 1e-5 * (1.0 + np.abs(energy).max())))
+    return _invariant(model, key, n_states, "shift")
 
 
 def _with_images(runner: Runner, key, draws) -> np.ndarray:
@@ -614,10 +614,7 @@ def flip_symmetric(model: EnergyModel, key: jax.Array, n_states: int = 16) -> bo
     """
     if any(blk.kind != "spin" for blk in model.blocks):
         return False
-    energy, flipped = _energies_and_flipped(*nnx.split(model), key, n_states)
-    energy, flipped = np.asarray(energy, np.float64), np.asarray(flipped, np.float64)
-    scale = 1e-5 * (1.0 + np.abs(energy).max())
-    return bool(np.all(np.abs(energy - flipped) <= scale))
+    return _invariant(model, key, n_states, "flip")
 
 
 def autotune(

@@ -147,26 +147,33 @@ def _satisfied(si, sj, J, kind: str):
     return si == sj
 
 
+def _bond_ends(x, bonds: Bonds):
+    """The values at both ends of every bond of every chain, shaped like the
+    bonds with chains first: (C, E) for an edge list, (C, d, *grid) for a grid
+    (the first end broadcast: (C, 1, *grid))."""
+    if bonds.grid is None:
+        return x[:, bonds.edges[:, 0]], x[:, bonds.edges[:, 1]]
+    s = x.reshape(x.shape[0], *bonds.grid)
+    there = jnp.stack([jnp.roll(s, -1, axis=a + 1) for a in range(len(bonds.grid))], axis=1)
+    return s[:, None], there
+
+
+def _components_of(active, bonds: Bonds, n: int) -> jax.Array:
+    """(C, n) root labels of every chain's `active` bonds (shaped as `_bond_ends`)."""
+    if bonds.grid is None:
+        return jax.vmap(lambda a: components(n, bonds.edges, a))(active)
+    return jax.vmap(grid_components)(active)
+
+
 def _labels(key, x, bonds: Bonds, beta, kind: str):
     """(C, n) cluster root labels: FK bonds drawn for every chain, then components."""
     n_chains, n = x.shape
-    if bonds.grid is None:
-        J = bonds.coupling
-        si, sj = x[:, bonds.edges[:, 0]], x[:, bonds.edges[:, 1]]
-        p = jnp.where(_satisfied(si, sj, J, kind), _bond_probability(J, beta[:, None], kind), 0.0)
-        active = random.bernoulli(key, p)
-        return jax.vmap(lambda a: components(n, bonds.edges, a))(active)
-    d, shape = len(bonds.grid), bonds.grid
-    s = x.reshape(n_chains, 1, *shape)
-    neighbour = jnp.stack([jnp.roll(s[:, 0], -1, axis=a + 1) for a in range(d)], axis=1)
-    b = beta.reshape(n_chains, *([1] * (d + 1)))
-    p = jnp.where(
-        _satisfied(s, neighbour, bonds.coupling, kind),
-        _bond_probability(bonds.coupling, b, kind),
-        0.0,
-    )
-    active = random.bernoulli(key, p.reshape(n_chains, d * n)).reshape(p.shape)
-    return jax.vmap(grid_components)(active)
+    si, sj = _bond_ends(x, bonds)
+    b = beta.reshape(n_chains, *([1] * (sj.ndim - 1)))
+    J = bonds.coupling
+    p = jnp.where(_satisfied(si, sj, J, kind), _bond_probability(J, b, kind), 0.0)
+    active = random.bernoulli(key, p.reshape(n_chains, -1)).reshape(p.shape)
+    return _components_of(active, bonds, n)
 
 
 def _fields(bonds: Bonds, beta, reference, kind: str):
@@ -296,16 +303,8 @@ def _houdayer_pairs(key, xa, xb, bonds: Bonds):
     """The Houdayer move on spin pairs (C, n) in the order of `bonds`."""
     n_chains, n = xa.shape
     differ = xa != xb  # overlap q_i = -1
-    if bonds.grid is None:
-        edges = bonds.edges
-        active = differ[:, edges[:, 0]] & differ[:, edges[:, 1]] & (bonds.coupling != 0)
-        label = jax.vmap(lambda a: components(n, edges, a))(active)
-    else:
-        d, shape = len(bonds.grid), bonds.grid
-        q = differ.reshape(n_chains, *shape)
-        up = jnp.stack([jnp.roll(q, -1, axis=a + 1) for a in range(d)], axis=1)
-        active = q[:, None] & up & (bonds.coupling != 0)
-        label = jax.vmap(grid_components)(active)
+    here, there = _bond_ends(differ, bonds)
+    label = _components_of(here & there & (bonds.coupling != 0), bonds, n)
     # the seed: uniform among the differing sites (none: no move)
     count = jnp.sum(differ, axis=1)
     u = random.uniform(key, n_chains, 1)[:, 0]
