@@ -214,11 +214,8 @@ def _anneal_chunk(
         )
         beta = jnp.full((n_runs,), betas[i + 1], jnp.float32)
 
-        def sweep(s, x):
-            key_ks = jax.random.fold_in(jax.random.fold_in(key, k), s)
-            return gibbs.sweep(key_ks, x, model, beta, None, reference)
-
-        return lax.fori_loop(0, n_sweeps, sweep, x), log_w
+        x = gibbs.sweeps(jax.random.fold_in(key, k), x, model, beta, 0, n_sweeps, None, reference)
+        return x, log_w
 
     return lax.fori_loop(0, count, step, (x, log_w))
 

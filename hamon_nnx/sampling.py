@@ -122,16 +122,13 @@ def _chunk_program(
     t0, n_warm, n_draws, thin = counts
     x = device_lib.constrain_chains(x, chain_sharding)
 
-    def one_sweep(t, x):
-        return explorer(jax.random.fold_in(key, t), x, model, beta, clamp)
-
-    x = jax.lax.fori_loop(t0, t0 + n_warm, one_sweep, x)
+    x = explorer.run(key, x, model, beta, t0, t0 + n_warm, clamp)
     start = t0 + n_warm
 
     def draw(i, carry):
         x, out = carry
         t = start + i * thin
-        x = jax.lax.fori_loop(t, t + thin, one_sweep, x)
+        x = explorer.run(key, x, model, beta, t, t + thin, clamp)
         if observers:
             return x, obs_lib.update_all(dict(observers), out, model.to_natural(x), model)
         return x, out.at[i].set(x)

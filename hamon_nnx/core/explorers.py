@@ -41,6 +41,7 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
+from jax import lax
 
 from . import clusters, gibbs
 
@@ -58,6 +59,14 @@ class Explorer:
     def __call__(self, key, x, model, beta, clamp=None, reference=None):
         raise NotImplementedError
 
+    def run(self, key, x, model, beta, start, stop, clamp=None, reference=None):
+        """Updates t = start .. stop - 1 (traced bounds), update t drawing from `fold_in(key, t)`."""
+
+        def update(t, x):
+            return self(jax.random.fold_in(key, t), x, model, beta, clamp, reference)
+
+        return lax.fori_loop(start, stop, update, x)
+
     def cost(self, model) -> float:
         """Work of one update in Gibbs sweeps of `model` (fixed numbers, never timed)."""
         return 1.0
@@ -72,12 +81,21 @@ class Explorer:
 
 @dataclasses.dataclass(frozen=True)
 class Gibbs(Explorer):
-    """One systematic-scan block Gibbs sweep (the streams of `core.gibbs.sweep`)."""
+    """One systematic-scan block Gibbs sweep (the streams of `core.gibbs.sweep`).
 
+    Models with a multispin kernel (periodic Ising lattices) sweep 32 spins
+    to a word (`core.multispin`); `Gibbs(packed=False)` keeps the int8
+    kernel (same law, other draws).
+    """
+
+    packed: bool = True
     name = "gibbs"
 
     def __call__(self, key, x, model, beta, clamp=None, reference=None):
-        return gibbs.sweep(key, x, model, beta, clamp, reference)
+        return gibbs.sweep(key, x, model, beta, clamp, reference, self.packed)
+
+    def run(self, key, x, model, beta, start, stop, clamp=None, reference=None):
+        return gibbs.sweeps(key, x, model, beta, start, stop, clamp, reference, self.packed)
 
 
 @dataclasses.dataclass(frozen=True)

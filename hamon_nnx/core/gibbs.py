@@ -3,8 +3,9 @@
 Nothing here knows about nnx: a `model` is any object with static `blocks`
 and a single-chain `block_logits(x, b)` over the internal order (vmapped
 over chains here), and optionally a single-chain `gibbs_sweep(u, x, beta,
-keep, reference)` with the same stationary law, fed one uniform per variable. States
-are int8 vectors in the model's internal order.
+keep, reference)` with the same stationary law, fed one uniform per variable,
+or a `multispin()` kernel that sweeps bit-packed states (`core.multispin`).
+States are int8 vectors in the model's internal order.
 
 Tempering is affine in the logits: the conditional of a block at inverse
 temperature beta has logits `beta * block_logits(x, b)` (uniform reference).
@@ -88,6 +89,20 @@ def random_states(key: jax.Array, blocks: tuple[Block, ...], n_chains: int) -> j
     return jnp.where(spin, jnp.where(u < 0.5, -1.0, 1.0), values).astype(jnp.int8)
 
 
+def multispin_kernel(model, reference=None, packed: bool = True):
+    """The model's multispin kernel (`core.multispin`), or None where it does not apply.
+
+    A model offers one through `multispin()` (periodic Ising lattices with
+    a scalar coupling and field); a product reference other than the
+    uniform one, or `packed=False`, selects the int8 kernel. The choice
+    depends only on the model's structure: same key, same kernel, same draws.
+    """
+    offer = getattr(model, "multispin", None)
+    if not packed or reference is not None or offer is None:
+        return None
+    return offer()
+
+
 def sweep(
     key: jax.Array,
     x: jax.Array,
@@ -95,12 +110,14 @@ def sweep(
     beta: jax.Array,
     clamp: Clamp | None = None,
     reference: tuple[jax.Array, ...] | None = None,
+    packed: bool = True,
 ):
     """One systematic-scan sweep over all blocks, for a batch of chains.
 
     Each block's conditional logits come from the model's single-chain
     `block_logits`, vmapped over chains; the draws are made for the whole
-    batch at once and written into the state in place.
+    batch at once and written into the state in place. Models with a
+    multispin kernel (`multispin_kernel`) sweep on packed words instead.
 
     Args:
         key: PRNG key of this sweep.
@@ -110,10 +127,51 @@ def sweep(
         clamp: optional Clamp; masked variables keep their values.
         reference: optional product reference, logits per block ((m,) or
             (m, q)); the target of a chain is then the tempered path.
+        packed: use the model's multispin kernel where it has one.
 
     Returns:
         The new states (C, n) int8.
     """
+    kernel = multispin_kernel(model, reference, packed)
+    if kernel is None:
+        return _block_sweep(key, x, model, beta, clamp, reference)
+    keep = None if clamp is None else kernel.lattice.pack_mask(clamp.mask)
+    return kernel.unpack(kernel.sweep(key, kernel.pack(x), beta, keep))
+
+
+def sweeps(
+    key: jax.Array,
+    x: jax.Array,
+    model,
+    beta: jax.Array,
+    start,
+    stop,
+    clamp: Clamp | None = None,
+    reference: tuple[jax.Array, ...] | None = None,
+    packed: bool = True,
+):
+    """Sweeps t = start .. stop - 1 (traced bounds), sweep t drawing from `fold_in(key, t)`.
+
+    The same draws as a loop of `sweep(fold_in(key, t), ...)`; a multispin
+    kernel packs the chains once before the loop and unpacks them once after.
+    """
+    kernel = multispin_kernel(model, reference, packed)
+    if kernel is not None:
+        keep = None if clamp is None else kernel.lattice.pack_mask(clamp.mask)
+
+        def packed_sweep(t, words):
+            return kernel.sweep(jax.random.fold_in(key, t), words, beta, keep)
+
+        return kernel.unpack(lax.fori_loop(start, stop, packed_sweep, kernel.pack(x)))
+
+    def one_sweep(t, x):
+        return _block_sweep(jax.random.fold_in(key, t), x, model, beta, clamp, reference)
+
+    return lax.fori_loop(start, stop, one_sweep, x)
+
+
+def _block_sweep(key, x, model, beta, clamp, reference):
+    """One sweep of int8 chains: the model's `gibbs_sweep`, or block by block."""
     keep = None if clamp is None else clamp.mask
     custom = getattr(model, "gibbs_sweep", None)
     if custom is not None:

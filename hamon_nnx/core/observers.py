@@ -439,15 +439,12 @@ def observe_chains(
         dict name -> observer state.
     """
 
-    def one_sweep(t, x):
-        return gibbs.sweep(jax.random.fold_in(key, t), x, model, beta, clamp)
-
-    x = lax.fori_loop(start, start + n_warmup, one_sweep, x)
+    x = gibbs.sweeps(key, x, model, beta, start, start + n_warmup, clamp)
 
     def record(i, carry):
         x, states = carry
         t = start + n_warmup + i * thin
-        x = lax.fori_loop(t, t + thin, one_sweep, x)
+        x = gibbs.sweeps(key, x, model, beta, t, t + thin, clamp)
         return x, update_all(observers, states, model.to_natural(x), model)
 
     _, states = lax.fori_loop(0, n_samples, record, (x, init_all(observers, model)))

@@ -141,13 +141,7 @@ def track_round_trips(state: NRPTState, replica: jax.Array) -> NRPTState:
 def _explore(key, state: NRPTState, model, n_explore, clamp, reference, explorer) -> jax.Array:
     """The chains of one ladder after the round's exploration (its first half)."""
     explore_key, _ = jax.random.split(jax.random.fold_in(key, state.round))
-
-    def explore(s, x):
-        return explorer(
-            jax.random.fold_in(explore_key, s), x, model, state.ladder, clamp, reference
-        )
-
-    return lax.fori_loop(0, n_explore, explore, state.x)
+    return explorer.run(explore_key, state.x, model, state.ladder, 0, n_explore, clamp, reference)
 
 
 def _swap(key, state: NRPTState, x: jax.Array, model, reference) -> tuple[NRPTState, RoundInfo]:

@@ -4,8 +4,9 @@ Three layouts behind one class:
 
 * `IsingModel.lattice` - hypercubic 1-D/2-D/3-D lattices. With every size
   even, the two checkerboard sublattices are stored one after the other and
-  neighbour sums are array shifts (no gathers): the fast path.
-  Other sizes fall back to the sparse layout.
+  neighbour sums are array shifts (no gathers): the fast path. Periodic
+  ones with a scalar coupling and field sweep 32 spins to a machine word
+  (`core.multispin`). Other sizes fall back to the sparse layout.
 * `IsingModel.from_edges` - any sparse graph, coloured once at construction,
   neighbour sums through padded neighbour tables.
 * `IsingModel.dense` - fully connected (SK): updated site by site with
@@ -20,7 +21,7 @@ import numpy as np
 from flax import nnx
 from jax import lax
 
-from ..core import graph
+from ..core import graph, multispin
 from ..core.clusters import Bonds
 from .base import SPIN, Block, EnergyModel, GraphLayout, check_finite
 from .dense import grouped_sweep
@@ -209,6 +210,15 @@ class LatticeIsing(IsingModel):
             h = self.to_internal(h.reshape(-1))[self.blocks[b].slice].reshape(self.sub_shape)
         # sublattice shape: keeps XLA's fused loops free of index arithmetic
         return 2.0 * (local + h)
+
+    def multispin(self) -> multispin.Kernel | None:
+        """The bit-packed heat bath (`core.multispin`, 32 spins a word) where it
+        applies: periodic boundaries with a scalar coupling and field; None
+        (the int8 kernel) for open boundaries, per-axis couplings or site fields."""
+        J, h = self.coupling[...], self.field[...]
+        if not self.periodic or J.ndim or h.ndim:
+            return None
+        return multispin.Kernel(multispin.Lattice(self.shape), J, h)
 
     def cluster_grid(self) -> bool:
         return True

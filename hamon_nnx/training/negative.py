@@ -60,12 +60,8 @@ def _sweeps(model, key, x, k: int):
     logits of the negatives: one matrix product fewer per step).
     """
     beta = jnp.ones((x.shape[0],), jnp.float32)
-
-    def one_sweep(t, x):
-        return gibbs.sweep(jax.random.fold_in(key, t), x, model, beta)
-
-    x = jax.lax.fori_loop(0, k - 1, one_sweep, x) if k > 1 else x
-    return one_sweep(k - 1, x)
+    x = gibbs.sweeps(key, x, model, beta, 0, k - 1) if k > 1 else x
+    return gibbs.sweep(jax.random.fold_in(key, k - 1), x, model, beta)
 
 
 def _hidden_blocks(model):
