@@ -9,13 +9,18 @@ Workloads, each measured side by side in this one process:
 
 (a) 2-D periodic Ising model, L x L (64 x 64), C chains (64), beta = 0.4,
     J = 1, h = 0, S sweeps (1000), two-colour (checkerboard) block Gibbs:
-    * hamon-nnx `hn.sample` on `hn.IsingModel.lattice`;
+    * hamon-nnx `hn.sample` on `hn.IsingModel.lattice` with its defaults:
+      the multispin kernel (`core.multispin`, 32 spins a word);
+    * the same call on the int8 kernel the library used before it
+      (`explorer=core.explorers.Gibbs(packed=False)`);
     * thrml 0.1.4 (`IsingEBM` + `IsingSamplingProgram` with the two
       checkerboard blocks, `sample_states` vmapped over chains), if importable;
     * the random-number floor: a jitted loop of S steps each drawing one
       float32 uniform per spin update, C x L*L, reduced into a carry;
     * a correctness check of the sampler: the mean energy per spin after
       burn-in against the exact finite-lattice and infinite-lattice values.
+(a3) 3-D periodic Ising model, 32^3, 16 chains, beta 0.2, 200 sweeps:
+    multispin against int8 (no thrml), energy per spin of both.
 (b) RBM 784 x 500 with 512 chains: time per Gibbs sweep of `hn.sample`
     against a jitted loop of the sweep's two matrix products alone.
 
@@ -46,9 +51,13 @@ from flax import nnx
 from jax import lax
 
 import hamon_nnx as hn
+from hamon_nnx.core import explorers
+
+INT8 = explorers.Gibbs(packed=False)  # the kernel before multispin coding
 
 TARGETS = {
-    "hn_over_thrml_min": 3.0,
+    "hn_over_thrml_min": 10.0,
+    "hn_over_int8_kernel_min": 3.0,
     "hn_over_floor_min": 0.5,
     "rbm_sweep_over_matmul_max": 1.5,
 }
@@ -184,30 +193,31 @@ def thrml_split(sweeps: int, n_draws: int) -> tuple[int, int, int]:
 # ---------------------------------------------------------------------------
 
 
-def bench_hn_ising(args, model) -> dict:
-    L, C, S = args.L, args.chains, args.sweeps
+def bench_hn_ising(args, model, explorer=explorers.GIBBS, label="hn", shape=None, sweeps=None,
+                   chains=None, beta=None) -> dict:  # fmt: skip
+    shape = shape or (args.L, args.L)
+    C, S = chains or args.chains, sweeps or args.sweeps
+    beta = args.beta if beta is None else beta
+    n = math.prod(shape)
     n_warmup, n_samples, thin = sweep_split(S, 10)
     log(
-        f"[hn ising] {L}x{L}, {C} chains, {S} sweeps (n_warmup={n_warmup}, n_samples={n_samples}, thin={thin})"
+        f"[{label}] {shape}, {C} chains, {S} sweeps (n_warmup={n_warmup}, n_samples={n_samples}, "
+        f"thin={thin}), explorer {explorer!r}"
     )
 
     def run(key):
         return hn.sample(
-            model,
-            key,
-            n_samples=n_samples,
-            n_chains=C,
-            n_warmup=n_warmup,
-            thin=thin,
-            beta=args.beta,
-        )
+            model, key, n_samples=n_samples, n_chains=C, n_warmup=n_warmup, thin=thin,
+            beta=beta, explorer=explorer,
+        )  # fmt: skip
 
     keys = [jax.random.key(1000 + i) for i in range(args.repeats + 1)]
-    timing, draws = best_time(run, keys, args.repeats, "hn")
+    timing, draws = best_time(run, keys, args.repeats, label)
     t = timing["time_s"]
-    updates = C * L * L * S
-    e = np.asarray(model.energy(draws[:, n_samples // 2 :]) / (L * L))
+    updates = C * n * S
+    e = np.asarray(model.energy(draws[:, n_samples // 2 :]) / n)
     return {
+        "kernel": "multispin" if model.multispin() and explorer.packed else "int8",
         "call": {"n_warmup": n_warmup, "n_samples": n_samples, "thin": thin},
         **timing,
         "updates_per_s": updates / t,
@@ -215,6 +225,19 @@ def bench_hn_ising(args, model) -> dict:
         "sweeps_per_s_per_chain": S / t,
         "energy_per_spin_last_draws": chain_mean_stats(e.mean(axis=1)),
     }
+
+
+def bench_ising_3d(args) -> dict:
+    """3-D periodic lattice: the multispin kernel against the int8 one."""
+    L, C, S, beta = args.L3, 16, max(args.sweeps // 5, 10), 0.2
+    model = hn.IsingModel.lattice((L, L, L))
+    out = {"L": L, "chains": C, "sweeps": S, "beta": beta}
+    for label, explorer in (("hn", explorers.GIBBS), ("hn_int8_kernel", INT8)):
+        out[label] = bench_hn_ising(
+            args, model, explorer, label, shape=(L, L, L), sweeps=S, chains=C, beta=beta
+        )
+    out["hn_over_int8_kernel"] = out["hn_int8_kernel"]["time_s"] / out["hn"]["time_s"]
+    return out
 
 
 def hn_energy_check(args, model) -> dict:
@@ -585,6 +608,8 @@ def parse_args(argv=None):
     p.add_argument("--quick", action="store_true", help="small workload for a smoke test")
     p.add_argument("--no-thrml", action="store_true", help="skip thrml entirely")
     p.add_argument("--no-rbm", action="store_true", help="skip the RBM benchmark")
+    p.add_argument("--no-3d", action="store_true", help="skip the 3-D lattice benchmark")
+    p.add_argument("--L3", type=int, default=None, help="3-D lattice side (default 32)")
     p.add_argument(
         "--thrml-energy",
         action=argparse.BooleanOptionalAction,
@@ -605,6 +630,7 @@ def parse_args(argv=None):
         "repeats": 2,
         "rbm_chains": 128,
         "rbm_sweeps": 10,
+        "L3": 8,
     }
     full = {
         "sweeps": 1000,
@@ -613,6 +639,7 @@ def parse_args(argv=None):
         "repeats": 3,
         "rbm_chains": 512,
         "rbm_sweeps": 50,
+        "L3": 32,
     }
     for name, value in (quick if args.quick else full).items():
         if getattr(args, name) is None:
@@ -678,6 +705,7 @@ def main(argv=None) -> int:
 
     model = hn.IsingModel.lattice((args.L, args.L), coupling=1.0, field=0.0, periodic=True)
     ising = {"hn": bench_hn_ising(args, model)}
+    ising["hn_int8_kernel"] = bench_hn_ising(args, model, INT8, "hn int8 kernel")
     ising["thrml"] = (
         {"available": False, "reason": "--no-thrml"}
         if args.no_thrml
@@ -685,7 +713,10 @@ def main(argv=None) -> int:
     )
     ising["floor"] = bench_floor(args)
     t_hn = ising["hn"]["time_s"]
-    ratios = {"hn_over_floor": ising["floor"]["time_s"] / t_hn}
+    ratios = {
+        "hn_over_floor": ising["floor"]["time_s"] / t_hn,
+        "hn_over_int8_kernel": ising["hn_int8_kernel"]["time_s"] / t_hn,
+    }
     if ising["thrml"].get("available"):
         ratios["hn_over_thrml"] = ising["thrml"]["time_s"] / t_hn
     else:
@@ -694,6 +725,8 @@ def main(argv=None) -> int:
     ising["ratios"] = ratios
     ising["energy_check"] = hn_energy_check(args, model)
     result["ising"] = ising
+    if not args.no_3d:
+        result["ising_3d"] = bench_ising_3d(args)
 
     if not args.no_rbm:
         result["rbm"] = bench_rbm(args)
@@ -710,6 +743,9 @@ def main(argv=None) -> int:
 
     result["targets"] = {
         "hn_over_thrml": target(ratios["hn_over_thrml"], TARGETS["hn_over_thrml_min"], "min"),
+        "hn_over_int8_kernel": target(
+            ratios["hn_over_int8_kernel"], TARGETS["hn_over_int8_kernel_min"], "min"
+        ),
         "hn_over_floor": target(ratios["hn_over_floor"], TARGETS["hn_over_floor_min"], "min"),
         "rbm_sweep_over_matmul": target(
             None if args.no_rbm else result["rbm"]["ratio_sweep_over_matmul"],

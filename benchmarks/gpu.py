@@ -14,11 +14,13 @@ rewritten after every section, so a run cut short keeps what it measured.
 * gpu_tests: `pytest -m gpu` (the accelerator tests: sampling on the GPU
   against exact enumeration, "auto" routing, NRPT log Z, training), log in
   pytest-gpu.log beside the JSON; `--full-tests` adds the whole suite;
-* ising: spin updates per nanosecond of `hn.sample` on 2-D periodic Ising
-  lattices (64 chains, beta = 0.4) up to sizes that fill the chip, next to
-  the floor of one `jax.random.uniform` per update; the energy per spin
-  against the exact finite-lattice value checks the run itself. Target:
-  200 flips/ns on one H100;
+* ising: spin updates per nanosecond of `hn.sample` (its default, the
+  multispin kernel) on 2-D periodic Ising lattices (64 chains, beta = 0.4)
+  up to sizes that fill the chip, and on 3-D ones (16 chains, beta = 0.2),
+  next to the floor of one `jax.random.uniform` per update and the int8
+  kernel at one size; the energy per spin against the exact finite-lattice
+  value (2-D) checks the run itself. Target: 500 flips/ns in 2-D on one
+  H100/H200;
 * ising_breakdown: one L = 1024 sweep split into its neighbour-field part
   and its random-bit part, to show where the time goes;
 * rbm: an RBM 784x500 sweep against its two matrix products alone;
@@ -57,9 +59,9 @@ import numpy as np  # noqa: E402
 from flax import nnx  # noqa: E402
 
 import hamon_nnx as hn  # noqa: E402
-from hamon_nnx.core import gibbs, random  # noqa: E402
+from hamon_nnx.core import explorers, gibbs, random  # noqa: E402
 
-TARGET_FLIPS_PER_NS = 200.0
+TARGET_FLIPS_PER_NS = 500.0  # 2-D, multispin kernel, one H100/H200
 
 
 def log(*args) -> None:
@@ -118,47 +120,56 @@ def run_pytest(out_dir: str, args: list[str], log_name: str, timeout: float) -> 
     }
 
 
-def ising(L: int, chains: int, sweeps: int) -> dict:
-    model = hn.IsingModel.lattice((L, L), coupling=1.0, periodic=True)
+def ising(shape, chains: int, sweeps: int, explorer=explorers.GIBBS) -> dict:
+    """Spin updates per ns of `hn.sample` on a periodic lattice at beta 0.4 (2-D) / 0.2 (3-D)."""
+    shape = tuple(shape)
+    model = hn.IsingModel.lattice(shape, coupling=1.0, periodic=True)
+    n = math.prod(shape)
+    beta = 0.4 if len(shape) == 2 else 0.2
     draws = 4
     thin = max(sweeps // draws, 1)
 
     def run():
         return hn.sample(
             model,
-            jax.random.key(L),
+            jax.random.key(n),
             n_samples=draws,
             n_chains=chains,
             n_warmup=0,
             thin=thin,
-            beta=0.4,
+            beta=beta,
             device=None,
+            explorer=explorer,
         )
 
     seconds = best_time(run)
-    updates = chains * L * L * draws * thin
+    updates = chains * n * draws * thin
     last = run()[:, -1]
-    per_chain = np.asarray(model.energy(last)) / L**2
+    per_chain = np.asarray(model.energy(last)) / n
 
     @jax.jit
     def floor(key):
         def body(t, acc):
-            return acc + jax.random.uniform(jax.random.fold_in(key, t), (chains, L * L)).sum()
+            return acc + jax.random.uniform(jax.random.fold_in(key, t), (chains, n)).sum()
 
         return jax.lax.fori_loop(0, draws * thin, body, 0.0)
 
     floor_s = best_time(lambda: floor(jax.random.key(1)))
-    return {
-        "L": L,
+    row = {
+        "shape": list(shape),
+        "kernel": "multispin" if model.multispin() and explorer.packed else "int8",
         "chains": chains,
+        "beta": beta,
         "sweeps": draws * thin,
         "seconds": seconds,
         "flips_per_ns": updates / seconds / 1e9,
         "floor_uniforms_per_ns": updates / floor_s / 1e9,
         "energy_per_spin": float(per_chain.mean()),
         "energy_stderr": float(per_chain.std(ddof=1) / np.sqrt(chains)),
-        "energy_exact_finite": hn.exact.ising_lattice_energy(L, 0.4),
     }
+    if len(shape) == 2:
+        row["energy_exact_finite"] = hn.exact.ising_lattice_energy(shape[0], beta)
+    return row
 
 
 def ising_breakdown(L: int = 1024, chains: int = 64, sweeps: int = 50) -> dict:
@@ -317,6 +328,7 @@ def main(argv=None) -> int:
     path = output_path(args.out)
     out_dir = os.path.dirname(path)
     sizes = args.sizes or ([64, 256] if args.quick else [256, 1024, 2048, 4096])
+    sizes_3d = [16, 32] if args.quick else [64, 128, 256]
     report: dict = {
         "benchmark": "gpu",
         "target_flips_per_ns": TARGET_FLIPS_PER_NS,
@@ -356,8 +368,11 @@ def main(argv=None) -> int:
 
     def ising_rows():
         rows = []
-        for L in sizes:
-            row = ising(L, chains=64, sweeps=200 if L <= 1024 else 40)
+        plan = [((L, L), 64, 200 if L <= 1024 else 40, explorers.GIBBS) for L in sizes]
+        plan.append(((sizes[min(1, len(sizes) - 1)],) * 2, 64, 100, explorers.Gibbs(packed=False)))
+        plan += [((L,) * 3, 16, 100 if L <= 64 else 20, explorers.GIBBS) for L in sizes_3d]
+        for shape, chains, sweeps, explorer in plan:
+            row = ising(shape, chains=chains, sweeps=sweeps, explorer=explorer)
             log(json.dumps(row))
             rows.append(row)
         return rows

@@ -304,6 +304,28 @@ def test_matches_enumeration_at_several_betas_per_chain(key, shape, coupling, fi
         assert_matches(s[32 * i : 32 * (i + 1)], states, probs, m.variable_values())
 
 
+def group_means(s, model, groups, per):
+    """Per beta group: chain means of the energy per spin and of m^2 (chains, 2)."""
+    x = np.asarray(s)
+    e = np.asarray(model.energy(jnp.asarray(x)), np.float64) / model.n_variables
+    m2 = x.astype(np.float64).mean(axis=-1) ** 2
+    stats = np.stack([e.mean(axis=1), m2.mean(axis=1)], axis=-1)
+    return [stats[per * i : per * (i + 1)] for i in range(groups)]
+
+
+def test_3d_lattice_agrees_with_the_int8_kernel_at_several_betas_per_chain(key):
+    """4x4x4 is past enumeration: the two exact kernels must agree within their errors."""
+    m = hn.IsingModel.lattice((4, 4, 4), coupling=1.0, field=0.05)
+    betas, per = (0.15, 0.22, 0.3), 32
+    kw = dict(n_samples=300, n_chains=per * 3, n_warmup=100, beta=np.repeat(betas, per))
+    packed = hn.sample(m, key, **kw)
+    int8 = hn.sample(m, jax.random.fold_in(key, 1), explorer=explorers.Gibbs(packed=False), **kw)
+    for a, b in zip(group_means(packed, m, 3, per), group_means(int8, m, 3, per), strict=True):
+        se = np.sqrt(a.var(axis=0, ddof=1) / per + b.var(axis=0, ddof=1) / per)
+        z = (a.mean(axis=0) - b.mean(axis=0)) / se
+        assert np.all(np.abs(z) < 5.0), z
+
+
 def kaufman_z(s, L, betas, per):
     """z of the mean energy per spin of each beta group against Kaufman's finite lattice."""
     m = hn.IsingModel.lattice((L, L))
@@ -336,3 +358,25 @@ def test_nrpt_on_the_packed_kernel_matches_exact_log_z(key):
     log_z = hn.nrpt(m, key, n_rounds=3000, n_betas=8, n_explore=2).log_z
     exact = hn.exact.log_partition(m)
     assert abs(log_z.estimate - exact) < 4 * log_z.stderr, (log_z, exact)
+
+
+def test_training_a_lattice_coupling_and_field_on_the_packed_kernel(key, monkeypatch):
+    """PCD on data of a known periodic lattice recovers J and h; its sweeps are packed."""
+    import optax
+
+    truth = hn.IsingModel.lattice((8, 8), coupling=0.3, field=0.15)
+    data = np.asarray(hn.sample(truth, key, n_samples=250, n_chains=16, thin=5))
+    data = data.reshape(-1, truth.n_variables)
+    traced = []
+    sweep = multispin.Kernel.sweep
+    monkeypatch.setattr(
+        multispin.Kernel, "sweep", lambda *a, **k: traced.append(1) or sweep(*a, **k)
+    )
+    model = hn.IsingModel.lattice((8, 8), coupling=0.0, field=0.0)
+    trainer = hn.Trainer(
+        model, optax.adam(0.02), negative=hn.PCD(n_chains=64, k=5), progress=False, eval_every=0
+    )
+    trainer.fit(data, epochs=12, batch_size=200)
+    assert traced, "the negative phase did not use the multispin kernel"
+    assert float(model.coupling[...]) == pytest.approx(0.3, abs=0.04)
+    assert float(model.field[...]) == pytest.approx(0.15, abs=0.04)
