@@ -154,7 +154,8 @@ def tune_exploration(
 
     The score divides the rate by the work of a round, counted, not timed:
     n_explore times the explorer's `cost` (in Gibbs sweeps, a fixed number)
-    plus one energy evaluation and swap, about one sweep more. The same key
+    plus one energy evaluation and swap, about one sweep more (sweeps of
+    the int8 kernel: a multispin sweep counts less, `Lattice.sweep_cost`). The same key
     thus gives the same choice on any machine, at any load. Each explorer
     tries n_explore `candidates` in increasing order and stops at the first
     one that scores below its best so far.
@@ -170,9 +171,11 @@ def tune_exploration(
         for i, n_explore in enumerate(candidates):
             key_i = jax.random.fold_in(key, i) if e == 0 else jax.random.fold_in(key, 100 * e + i)
             record = len(explorers) > 1 and starts is None
+            trips_before = _round_trips(state)
             state, info = runner.run(
                 key_i, state, n_rounds, n_explore, record=record, explorer=explorer
             )
+            trips = _round_trips(state) - trips_before
             if record:  # 8 beta = 1 draws spread over the run: the modes the chain visits
                 starts = _with_images(runner, key, info.cold[0, :: max(n_rounds // 8, 1)][:8])
             if len(explorers) > 1 and own is None:
@@ -180,8 +183,8 @@ def tune_exploration(
                     runner, jax.random.fold_in(key, 1000 + e), explorer, starts, state
                 )
             infos.append(info)
-            rate = _exploration_rate(info, None if own is None else own * n_explore)
-            score = rate / (n_explore * explorer.cost(runner.model) + 1)
+            rate = _exploration_rate(info, None if own is None else own * n_explore, trips)
+            score = rate / (n_explore * explorer.cost(runner.model, runner.reference) + 1)
             scores[(explorer.name, n_explore)] = score
             choices[(explorer.name, n_explore)] = (explorer, n_explore)
             if score < best_here:
@@ -193,18 +196,25 @@ def tune_exploration(
     return best, tempering.reset_statistics(state), scores, rounds
 
 
-def _exploration_rate(info: Rounds, own: float | None) -> float:
+def _exploration_rate(info: Rounds, own: float | None, trips: int = 0) -> float:
     """ESS per round of a run's slowest slot energy, capped, when `own` (the
     explorer's own mode changes per round) is given, by the faster of `own`
-    and the round trips predicted for the ladder."""
+    and the round-trip rate.
+
+    The round-trip rate is the one predicted for the ladder's swap rates,
+    but no more than the run's own count allows ((trips + 1) per replica
+    and round): the prediction assumes every chain forgets its state
+    between swaps, and an explorer that does not (Gibbs in an ordered
+    phase) makes far fewer trips than its ladder promises."""
     n_replicas, n_rounds = info.energy.shape[:2]
     ess = diagnostics.ess(info.energy[:, :, 1:], method="bulk")
     ess = float(np.nanmin(ess)) if np.any(np.isfinite(ess)) else 0.0
     rate = ess / (n_replicas * n_rounds)
     if own is None:
         return rate
-    trips = schedule.predicted_round_trip_rate_for(1.0 - np.mean(info.acceptance, axis=(0, 1)))
-    return min(rate, max(trips, min(1.0, own)))
+    predicted = schedule.predicted_round_trip_rate_for(1.0 - np.mean(info.acceptance, axis=(0, 1)))
+    observed = (trips + 1) / (n_replicas * n_rounds)
+    return min(rate, max(min(predicted, observed), min(1.0, own)))
 
 
 def _mode_statistics(x: np.ndarray) -> np.ndarray:

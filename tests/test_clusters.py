@@ -340,3 +340,19 @@ def test_symmetry_images_of_the_own_mode_test(key):
     ising = tuning.Runner(hn.IsingModel.lattice((4, 4)), n_chains=4)
     spins = tuning._with_images(ising, key, np.ones((4, 16), np.int8))
     np.testing.assert_array_equal(spins[:, 0], [1, -1, 1, -1])
+
+
+def test_exploration_rate_is_capped_by_the_round_trips_the_run_made():
+    """A ladder's predicted trips need chains that forget their state between
+    swaps; the run's own count (plus one) bounds them."""
+    from hamon_nnx import tuning
+    from hamon_nnx.parallel_tempering import Rounds
+
+    energy = np.random.default_rng(0).normal(size=(1, 256, 8)).astype(np.float32)
+    info = Rounds(energy, np.full((1, 256, 7), 0.9), np.zeros((1, 256, 7), bool), None, None)
+    assert tuning._exploration_rate(info, None) > 0.5  # uncapped: the energy ESS
+    assert tuning._exploration_rate(info, 0.0, trips=0) == pytest.approx(1 / 256)
+    assert tuning._exploration_rate(info, 0.0, trips=10) == pytest.approx(11 / 256)
+    assert tuning._exploration_rate(info, 0.3, trips=0) == pytest.approx(0.3)  # its own moves
+    predicted = hn.core.schedule.predicted_round_trip_rate_for(np.full(7, 0.1))
+    assert tuning._exploration_rate(info, 0.0, trips=200) == pytest.approx(predicted)

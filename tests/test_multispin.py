@@ -338,7 +338,6 @@ def kaufman_z(s, L, betas, per):
     return np.asarray(out)
 
 
-@pytest.mark.slow
 def test_energy_matches_kaufman_on_16x16_at_several_betas_per_chain(key):
     L, betas, per = 16, (0.3, 0.4406868, 0.6), 32
     m = hn.IsingModel.lattice((L, L))

@@ -67,7 +67,7 @@ class Explorer:
 
         return lax.fori_loop(start, stop, update, x)
 
-    def cost(self, model) -> float:
+    def cost(self, model, reference=None) -> float:
         """Work of one update in Gibbs sweeps of `model` (fixed numbers, never timed)."""
         return 1.0
 
@@ -97,6 +97,11 @@ class Gibbs(Explorer):
     def run(self, key, x, model, beta, start, stop, clamp=None, reference=None):
         return gibbs.sweeps(key, x, model, beta, start, stop, clamp, reference, self.packed)
 
+    def cost(self, model, reference=None) -> float:
+        """1 (the unit), or less on packed words (`multispin.Lattice.sweep_cost`)."""
+        kernel = gibbs.multispin_kernel(model, reference, self.packed)
+        return 1.0 if kernel is None else kernel.lattice.sweep_cost
+
 
 @dataclasses.dataclass(frozen=True)
 class _Cluster(Explorer):
@@ -109,10 +114,12 @@ class _Cluster(Explorer):
     # sweep (a Potts sweep is dearer, so the ratio is smaller). Fixed
     # numbers keep tuning deterministic; on other machines the ratios move
     # a little, the choice with them only near a tie.
+    # Costs count int8 Gibbs sweeps even where Gibbs runs on packed words
+    # (`Gibbs.cost` is then below 1).
     ISING_COST = {True: 13.0, False: 30.0}  # by cluster_grid()
     POTTS_COST = {True: 2.0, False: 3.5}
 
-    def cost(self, model) -> float:
+    def cost(self, model, reference=None) -> float:
         grid = bool(getattr(model, "cluster_grid", lambda: False)())
         spins = model.blocks[0].kind == "spin"
         return (self.ISING_COST if spins else self.POTTS_COST)[grid]
@@ -160,8 +167,8 @@ class Cycle(Explorer):
             x = part(jax.random.fold_in(key, k), x, model, beta, clamp, reference)
         return x
 
-    def cost(self, model) -> float:
-        return sum(p.cost(model) for p in self.parts)
+    def cost(self, model, reference=None) -> float:
+        return sum(p.cost(model, reference) for p in self.parts)
 
     def problem(self, model) -> str | None:
         return next((p.problem(model) for p in self.parts if p.problem(model)), None)

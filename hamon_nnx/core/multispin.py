@@ -97,6 +97,17 @@ class Lattice:
         """Words of one sublattice: (*lead, n_words)."""
         return (*self.shape[:-1], self.n_words)
 
+    @property
+    def sweep_cost(self) -> float:
+        """The work of a sweep in int8 Gibbs sweeps of the same lattice (for the tuner).
+
+        Measured in NRPT rounds of 26 chains on the project's 2-core AMD EPYC:
+        16x16 (8 bits a word) 0.030 ms against 0.049 ms, 32x32 (16 bits)
+        0.041 / 0.153 ms; 64 chains of 64x64 (32 bits) about 1/6. About
+        5 / bits, at most 1: fixed numbers, so tuning never reads a clock.
+        """
+        return min(1.0, 5.0 / self.bits)
+
     def _mask(self) -> jax.Array:
         return jnp.uint32((1 << self.bits) - 1)
 
