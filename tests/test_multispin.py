@@ -233,6 +233,18 @@ def test_sweep_matches_the_written_out_reference(shape):
     np.testing.assert_array_equal(got, state)
 
 
+def test_certain_flips_leave_the_unused_bits_of_a_word_empty(key):
+    """p = 1 at every count (a huge field): all up, nothing written past `bits`."""
+    m = hn.IsingModel.lattice((4, 6), coupling=0.5, field=6.0)
+    kernel = m.multispin()
+    assert kernel.lattice.bits == 3
+    words = kernel.pack(random_internal(m, 6, 2))
+    for t in range(3):
+        words = kernel.sweep(jax.random.fold_in(key, t), words, jnp.full((2,), 2.5))
+    assert int(jnp.max(words)) == 7
+    assert (np.asarray(kernel.unpack(words)) == 1).all()
+
+
 # -- where it runs ------------------------------------------------------------
 
 

@@ -242,6 +242,7 @@ def decide(key, equal, T, sure, valid) -> jax.Array:
     up = jnp.zeros(shape, jnp.uint32)
     for eq, s in zip(equal, _broadcast(sure, len(shape)), strict=True):
         up = up | jnp.where(s, eq, jnp.uint32(0))
+    up = up & valid  # unused bits count 0 up neighbours: keep them 0
     undecided = ~up & valid
     for pair in range(PLANES // 2):
         for half, r in enumerate(random.hash_words(key, rows, pair * n_words, n_words)):
