@@ -151,9 +151,10 @@ def forced_words(rows, count, pattern, seed):
     stacked = jnp.asarray(np.asarray(table))
 
     def hash_words(key, n_rows, start, n):
-        assert n_rows == rows and n == count
-        block = stacked[start // count]
-        return block[0], block[1]
+        """Counters start .. start + n - 1, a whole number of blocks (start may be traced)."""
+        assert n_rows == rows and n % count == 0
+        blocks = [stacked[start // count + i] for i in range(n // count)]
+        return tuple(jnp.concatenate([b[half] for b in blocks], axis=1) for half in (0, 1))
 
     return hash_words, table
 

@@ -244,8 +244,10 @@ def decide(key, equal, T, sure, valid) -> jax.Array:
         up = up | jnp.where(s, eq, jnp.uint32(0))
     up = up & valid  # unused bits count 0 up neighbours: keep them 0
     undecided = ~up & valid
+    # one hash for all plane pairs: counters pair * W + w, as drawn pair by pair
+    pairs = random.hash_words(key, rows, 0, PLANES // 2 * n_words)
     for pair in range(PLANES // 2):
-        for half, r in enumerate(random.hash_words(key, rows, pair * n_words, n_words)):
+        for half, r in enumerate(p[:, pair * n_words : (pair + 1) * n_words] for p in pairs):
             k = jnp.uint32(31 - 2 * pair - half)
             bit_plane = jnp.uint32(0)
             for eq, t in zip(equal, T_cols, strict=True):
