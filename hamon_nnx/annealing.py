@@ -192,10 +192,13 @@ def _weight_increment(model, x, reference, beta_from, beta_to, rao_blackwell: bo
     return -(beta_to - beta_from) * tempering.path_energy(model, x, reference)
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef", "n_sweeps", "rao_blackwell"))
+@functools.partial(
+    jax.jit, static_argnames=("graphdef", "n_sweeps", "rao_blackwell", "uniform_reference")
+)
 def _anneal_chunk(
-    graphdef, params, key, x, log_w, betas, offset, count, reference, *, n_sweeps, rao_blackwell
-):
+    graphdef, params, key, x, log_w, betas, offset, count, reference, *, n_sweeps, rao_blackwell,
+    uniform_reference=False,
+):  # fmt: skip
     """Grid steps k = offset .. offset + count - 1 (betas[i] = grid[offset - 1 + i]).
 
     Step k adds log pi*_(beta_k)(x) - log pi*_(beta_(k-1))(x) to the
@@ -214,13 +217,16 @@ def _anneal_chunk(
         )
         beta = jnp.full((n_runs,), betas[i + 1], jnp.float32)
 
-        x = gibbs.sweeps(jax.random.fold_in(key, k), x, model, beta, 0, n_sweeps, None, reference)
+        # the uniform reference adds nothing to the logits: sweep without it
+        # (a multispin kernel then applies; `core.gibbs.multispin_kernel`)
+        path = None if uniform_reference else reference
+        x = gibbs.sweeps(jax.random.fold_in(key, k), x, model, beta, 0, n_sweeps, None, path)
         return x, log_w
 
     return lax.fori_loop(0, count, step, (x, log_w))
 
 
-def _anneal(graphdef, params, key, grid, reference, n_runs, n_sweeps, rao_blackwell):
+def _anneal(graphdef, params, key, grid, reference, n_runs, n_sweeps, rao_blackwell, uniform=False):
     """(M,) log-weights without log Z_ref: the runs annealed along `grid`, in chunks."""
     start_key, run_key = jax.random.split(key)
     x = _start(graphdef, params, start_key, reference, n_runs=n_runs)
@@ -232,6 +238,7 @@ def _anneal(graphdef, params, key, grid, reference, n_runs, n_sweeps, rao_blackw
         x, log_w = _anneal_chunk(
             graphdef, params, run_key, x, log_w, jnp.asarray(betas), jnp.int32(offset),
             jnp.int32(count), reference, n_sweeps=n_sweeps, rao_blackwell=rao_blackwell,
+            uniform_reference=uniform,
         )  # fmt: skip
     return log_w
 
@@ -296,12 +303,15 @@ def ais(
     model = _collapsed(model, None, collapse)
     check_params_finite(model)
     rao_blackwell = _rbm_like(model)
+    uniform = isinstance(reference, str) and reference == "uniform"
     reference = _resolve_reference(model, reference)
     log_z_ref = ref_lib.log_partition(model.blocks, reference)
     place = device_lib.resolve(device, n_chains=n_runs, n_variables=model.n_variables)
     graphdef, params = nnx.split(model)
     params, key, reference = place.replicate((params, key, reference))
-    log_w = _anneal(graphdef, params, key, grid, reference, n_runs, n_sweeps, rao_blackwell)
+    log_w = _anneal(
+        graphdef, params, key, grid, reference, n_runs, n_sweeps, rao_blackwell, uniform
+    )
     log_w = np.asarray(log_w, np.float64) + log_z_ref
     if not np.all(np.isfinite(log_w)):
         raise ValueError("AIS log-weights are not finite: the model's energy overflowed")

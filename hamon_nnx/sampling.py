@@ -187,7 +187,8 @@ def sample(
             observers and returns their states (here the return type would
             change with this argument).
         explorer: the update between draws: "gibbs" (a block Gibbs sweep,
-            every model), "swendsen_wang" or "wolff" (a cluster update of an
+            every model; 32 spins a machine word on periodic Ising lattices
+            with a scalar coupling and field, `core.multispin`), "swendsen_wang" or "wolff" (a cluster update of an
             Ising or ferromagnetic Potts model, `core.clusters`), parts
             joined by "+", or a `core.explorers.Explorer`; `n_warmup` and
             `thin` count its updates.

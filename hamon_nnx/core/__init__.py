@@ -9,14 +9,19 @@ objects, and so is a plain Python class.
 
 * `gibbs.init(x)` / `gibbs.step(key, state, model, beta, clamp, reference)`:
   one systematic-scan block Gibbs sweep of a batch of chains (C, n), each at
-  its own beta; `gibbs.sweep` is the same without the state bookkeeping.
+  its own beta; `gibbs.sweep` is the same without the state bookkeeping,
+  `gibbs.sweeps(key, x, model, beta, start, stop)` a run of them. A model
+  with a `multispin()` kernel (periodic Ising lattices) is swept on packed
+  words, 32 spins to a uint32 (`multispin`), packed once per run.
 * `tempering.init(x, ladder)` / `tempering.step(key, state, model,
   n_explore=...)`: one non-reversible parallel tempering round of one ladder
   (explore, energies, deterministic even-odd swaps, round trips);
   `tempering.run` drives many rounds of several replica ladders.
 * `evidence.stepping_stone`, `diagnostics` (R-hat, ESS), `schedule`
   (barrier, ladders), `observers` (streaming statistics), `random` (exact
-  Bernoulli and categorical draws), `graph` (colourings), `reference`
+  Bernoulli and categorical draws), `multispin` (bit-packed lattice heat
+  bath), `explorers` and `clusters` (Swendsen-Wang, Wolff, Houdayer),
+  `graph` (colourings), `reference`
   (product references), `layout` (blocks and variable kinds), `device`.
 
 Example: a chain of four spins written without nnx, sampled by scanning
@@ -47,6 +52,7 @@ from . import evidence as evidence
 from . import gibbs as gibbs
 from . import graph as graph
 from . import layout as layout
+from . import multispin as multispin
 from . import observers as observers
 from . import random as random
 from . import reference as reference
