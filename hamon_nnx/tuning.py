@@ -294,6 +294,7 @@ class NRPTReport:
     collapsed: str = ""  # "hidden" / "visible": the RBM layer tempered, the other summed out
     explorer: str = "gibbs"  # the local move between swaps (core.explorers)
     houdayer: bool = False  # Houdayer moves between replica pairs
+    multispin: bool = False  # Gibbs sweeps run on packed words (core.multispin)
     exploration_scores: dict | None = None  # {(explorer, n_explore): ESS per sweep of work}
     plan: NRPTPlan | None = dataclasses.field(default=None, repr=False)
 
@@ -307,7 +308,8 @@ class NRPTReport:
         lines = [
             f"NRPT plan: N = {self.n_betas} temperatures"
             f"{f' x {self.n_replicas} replicas' if self.n_replicas > 1 else ''}, "
-            f"explorer {self.explorer}{' + Houdayer' if self.houdayer else ''}, "
+            f"explorer {self.explorer}{' (multispin)' if self.multispin else ''}"
+            f"{' + Houdayer' if self.houdayer else ''}, "
             f"n_explore = {self.n_explore}, {self.reference} reference"
             + (f", RBM tempered on its {self.collapsed} layer" if self.collapsed else ""),
             f"  barrier Lambda = {self.total_barrier:.3f}",
@@ -561,6 +563,9 @@ class NRPTPlan:
             collapsed=self.runner.model.keep if self.collapsed else "",
             explorer=self.explorer.name,
             houdayer=self.runner.houdayer,
+            multispin=explorers_lib.multispin(
+                self.explorer, self.runner.model, self.runner.reference
+            ),
             exploration_scores=self.exploration_scores,
             plan=self,
         )

@@ -260,6 +260,15 @@ def test_selected_for_periodic_lattices_with_scalar_coupling_and_field():
     assert gibbs.multispin_kernel(m, packed=False) is None
 
 
+def test_the_report_names_the_kernel(key):
+    m = hn.IsingModel.lattice((8, 8), coupling=0.3)
+    plan = hn.autotune(m, key, max_rounds=32, explorer="gibbs")
+    assert plan.report().multispin and "explorer gibbs (multispin)" in str(plan.report())
+    assert explorers.multispin(explorers.resolve("swendsen_wang+gibbs"), m)
+    assert not explorers.multispin(explorers.Gibbs(packed=False), m)
+    assert not explorers.multispin(explorers.GIBBS, hn.IsingModel.lattice((8, 8), periodic=False))
+
+
 def test_packed_and_int8_kernels_draw_differently_from_the_same_law(key):
     m = hn.IsingModel.lattice((4, 4), coupling=0.5, field=0.2)
     a = hn.sample(m, key, n_samples=5, n_chains=2)

@@ -174,6 +174,13 @@ class Cycle(Explorer):
         return next((p.problem(model) for p in self.parts if p.problem(model)), None)
 
 
+def multispin(explorer: Explorer, model, reference=None) -> bool:
+    """Whether `explorer` makes Gibbs sweeps of `model` on packed words (`core.multispin`)."""
+    parts = explorer.parts if isinstance(explorer, Cycle) else (explorer,)
+    sweeps = any(isinstance(p, Gibbs) and p.packed for p in parts)
+    return sweeps and gibbs.multispin_kernel(model, reference) is not None
+
+
 GIBBS = Gibbs()
 SWENDSEN_WANG = SwendsenWang()
 WOLFF = Wolff()

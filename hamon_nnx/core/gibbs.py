@@ -93,8 +93,8 @@ def multispin_kernel(model, reference=None, packed: bool = True):
     """The model's multispin kernel (`core.multispin`), or None where it does not apply.
 
     A model offers one through `multispin()` (periodic Ising lattices with
-    a scalar coupling and field); a product reference other than the
-    uniform one, or `packed=False`, selects the int8 kernel. The choice
+    a scalar coupling and field); a product reference (None is the
+    uniform one), or `packed=False`, selects the int8 kernel. The choice
     depends only on the model's structure: same key, same kernel, same draws.
     """
     offer = getattr(model, "multispin", None)
