@@ -122,21 +122,26 @@ def _chunk_program(
     t0, n_warm, n_draws, thin = counts
     x = device_lib.constrain_chains(x, chain_sharding)
 
-    x = explorer.run(key, x, model, beta, t0, t0 + n_warm, clamp)
-    start = t0 + n_warm
-
     def draw(i, carry):
+        """Step 0 is the warm-up, step i > 0 the sweeps before draw i - 1: one
+        explorer in the program, not two (half the compile)."""
         x, out = carry
-        t = start + i * thin
-        x = explorer.run(key, x, model, beta, t, t + thin, clamp)
+        first = jnp.where(i == 0, t0, t0 + n_warm + (i - 1) * thin)
+        x = explorer.run(key, x, model, beta, first, jnp.where(i == 0, t0 + n_warm, first + thin),
+                         clamp)  # fmt: skip
         if observers:
-            return x, obs_lib.update_all(dict(observers), out, model.to_natural(x), model)
-        return x, out.at[i].set(x)
 
-    buffer = observed if observers else jnp.zeros((capacity, *x.shape), jnp.int8)
-    x, out = jax.lax.fori_loop(0, n_draws, draw, (x, buffer))
+            def observe(states):
+                return obs_lib.update_all(dict(observers), states, model.to_natural(x), model)
+
+            return x, jax.lax.cond(i > 0, observe, lambda states: states, out)
+        return x, out.at[i].set(x)  # row 0: the warm-up's end, dropped
+
+    buffer = observed if observers else jnp.zeros((capacity + 1, *x.shape), jnp.int8)
+    x, out = jax.lax.fori_loop(0, n_draws + 1, draw, (x, buffer))
     if not observers:
-        out = device_lib.constrain_chains(model.to_natural(jnp.swapaxes(out, 0, 1)), chain_sharding)
+        out = model.to_natural(jnp.swapaxes(out[1:], 0, 1))
+        out = device_lib.constrain_chains(out, chain_sharding)
     return x, out
 
 

@@ -262,36 +262,34 @@ def test_selected_for_periodic_lattices_with_scalar_coupling_and_field():
 
 def test_the_report_names_the_kernel(key):
     m = hn.IsingModel.lattice((8, 8), coupling=0.3)
-    plan = hn.autotune(m, key, max_rounds=32, explorer="gibbs")
+    plan = hn.autotune(m, key, max_rounds=32, explorer="gibbs", n_explore=1, n_betas=4)
     assert plan.report().multispin and "explorer gibbs (multispin)" in str(plan.report())
     assert explorers.multispin(explorers.resolve("swendsen_wang+gibbs"), m)
     assert not explorers.multispin(explorers.Gibbs(packed=False), m)
     assert not explorers.multispin(explorers.GIBBS, hn.IsingModel.lattice((8, 8), periodic=False))
 
 
-def test_packed_and_int8_kernels_draw_differently_from_the_same_law(key):
+def test_packed_and_int8_kernels_draw_differently(key):
     m = hn.IsingModel.lattice((4, 4), coupling=0.5, field=0.2)
     a = hn.sample(m, key, n_samples=5, n_chains=2)
     b = hn.sample(m, key, n_samples=5, n_chains=2, explorer=explorers.Gibbs(packed=False))
+    # (the int8 law: tests/test_gibbs.py, lattices with site fields or open boundaries)
     assert not np.array_equal(a, b)
-    states, probs = hn.exact.probabilities(m)
-    s = hn.sample(m, key, n_samples=500, n_chains=64, explorer=explorers.Gibbs(packed=False))
-    assert_matches(s, states, probs, m.variable_values())
 
 
 def test_one_sweep_and_a_run_of_sweeps_agree(key):
     m = hn.IsingModel.lattice((4, 8), coupling=0.7)
     x = random_internal(m, 5, 3)
     beta = jnp.full((3,), 0.6)
-    run = gibbs.sweeps(key, x, m, beta, 2, 7)
+    run = gibbs.sweeps(key, x, m, beta, 2, 5)
     loop = x
-    for t in range(2, 7):
+    for t in range(2, 5):
         loop = gibbs.sweep(jax.random.fold_in(key, t), loop, m, beta)
     np.testing.assert_array_equal(run, loop)
 
 
 def test_chain_streams_do_not_depend_on_the_chain_count(key):
-    m = hn.IsingModel.lattice((6, 64), coupling=0.4)
+    m = hn.IsingModel.lattice((4, 64), coupling=0.4)
     a = hn.sample(m, key, n_samples=3, n_chains=2, n_warmup=5)
     b = hn.sample(m, key, n_samples=3, n_chains=5, n_warmup=5)
     np.testing.assert_array_equal(a, b[:2])
@@ -314,7 +312,7 @@ def test_clamped_spins_stay_and_the_rest_follow_the_conditional(key):
 
 @pytest.mark.parametrize(
     "shape, coupling, field",
-    [((4, 4), 1.0, 0.0), ((4, 4), -0.8, 0.3), ((16,), 1.2, -0.4), ((6,), 0.5, 0.2)],
+    [((4, 4), 1.0, 0.0), ((4, 4), -0.8, 0.3), ((16,), 1.2, -0.4)],
 )
 def test_matches_enumeration_at_several_betas_per_chain(key, shape, coupling, field):
     m = hn.IsingModel.lattice(shape, coupling=coupling, field=field)
