@@ -648,6 +648,8 @@ def parse_args(argv=None):
         args.energy_sweeps = args.sweeps
     if args.L < 2 or args.L % 2:
         p.error("--L must be an even integer >= 2")
+    if args.L3 < 4 or args.L3 % 2:
+        p.error("--L3 must be an even integer >= 4")
     for name in ("sweeps", "chains", "repeats", "rbm_chains", "rbm_sweeps", "energy_sweeps"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1")
