@@ -97,6 +97,18 @@ def checkerboard_colouring(shape: tuple[int, ...]) -> np.ndarray:
     return (grids.sum(axis=0) % 2).ravel()
 
 
+def row_parity(shape: tuple[int, ...]) -> np.ndarray:
+    """Checkerboard colour of each row's first site, shaped (*shape[:-1], 1).
+
+    Rows run along the last axis; in a row of parity p the black sites
+    (colour 0) sit at last coordinate 2k + p, the white ones at 2k + 1 - p.
+    """
+    rows = tuple(shape[:-1])
+    if not rows:
+        return np.zeros((1,), dtype=bool)
+    return (np.indices(rows).sum(axis=0) % 2 == 1)[..., None]
+
+
 def is_proper_colouring(edges: np.ndarray, colours: np.ndarray) -> bool:
     return bool(np.all(colours[edges[:, 0]] != colours[edges[:, 1]]))
 

@@ -45,7 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from . import random
+from . import graph, random
 
 PLANES = 10  # bit planes compared for every spin before the refinement
 
@@ -134,9 +134,7 @@ class Lattice:
 
     def _row_forward(self, colour: int) -> np.ndarray:
         """Where the second last-axis neighbour of a sublattice site is k + 1 (else k - 1)."""
-        rows = self.shape[:-1]
-        parity = np.indices(rows).sum(axis=0) % 2 == 1 if rows else np.zeros((), bool)
-        return (parity ^ bool(colour))[..., None]
+        return graph.row_parity(self.shape) ^ bool(colour)
 
     def _next(self, w: jax.Array) -> jax.Array:
         """Words holding site k + 1 of every bit's site k (periodic along the row)."""
@@ -262,20 +260,17 @@ def decide(key, equal, T, sure, valid) -> jax.Array:
     return _refine(key, up, undecided, equal, low_T, n_words)
 
 
-def heat_bath(key, neighbours, beta, coupling, field, valid) -> jax.Array:
+def heat_bath(key, neighbours, T, sure, valid) -> jax.Array:
     """New words of one sublattice: every spin drawn from its heat bath (exact).
 
     Args:
         key: PRNG key of this half-sweep.
         neighbours: the 2d neighbour words, each (C, *lead, n_w) uint32.
-        beta: (C,) inverse temperatures.
-        coupling, field: scalar J and h.
+        T, sure: the thresholds per chain and count (`thresholds`).
         valid: the mask of used bits in a word.
     """
-    d = len(neighbours) // 2
     planes = _count(neighbours)
-    equal = [_equal(planes, n) for n in range(2 * d + 1)]
-    T, sure = thresholds(beta, coupling, field, d)
+    equal = [_equal(planes, n) for n in range(len(neighbours) + 1)]
     return decide(key, equal, T, sure, valid)
 
 
@@ -303,10 +298,10 @@ class Kernel(NamedTuple):
         bits set in `keep` (2, *lead, n_w) stay."""
         lat = self.lattice
         valid = lat._mask()
+        T, sure = thresholds(beta, self.coupling, self.field, len(lat.shape))
         for colour in (0, 1):
             nb = lat.neighbours(words[:, 1 - colour], colour)
-            key_c = jax.random.fold_in(key, colour)
-            new = heat_bath(key_c, nb, beta, self.coupling, self.field, valid)
+            new = heat_bath(jax.random.fold_in(key, colour), nb, T, sure, valid)
             if keep is not None:
                 new = (new & ~keep[colour]) | (words[:, colour] & keep[colour])
             words = words.at[:, colour].set(new)

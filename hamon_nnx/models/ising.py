@@ -142,18 +142,10 @@ class LatticeIsing(IsingModel):
         coupling = jnp.zeros(coupling_shape, jnp.float32)
         return cls(shape, coupling, jnp.zeros(field_shape, jnp.float32), periodic)
 
-    # parity of the coordinates other than the last; black sites of a row sit
-    # at last coordinate 2k + parity, white ones at 2k + 1 - parity
-    def _row_parity(self) -> np.ndarray:
-        rows = self.shape[:-1]
-        if not rows:
-            return np.zeros((1,), dtype=bool)
-        return (np.indices(rows).sum(axis=0) % 2 == 1)[..., None]
-
     def to_internal(self, x):
         lead = x.shape[:-1]
         pairs = x.reshape(*lead, *self.sub_shape, 2)
-        p = self._row_parity()
+        p = graph.row_parity(self.shape)
         black = jnp.where(p, pairs[..., 1], pairs[..., 0])
         white = jnp.where(p, pairs[..., 0], pairs[..., 1])
         return jnp.concatenate([black.reshape(*lead, -1), white.reshape(*lead, -1)], axis=-1)
@@ -163,7 +155,7 @@ class LatticeIsing(IsingModel):
         half = self.n_variables // 2
         black = x[..., :half].reshape(*lead, *self.sub_shape)
         white = x[..., half:].reshape(*lead, *self.sub_shape)
-        p = self._row_parity()
+        p = graph.row_parity(self.shape)
         even = jnp.where(p, white, black)
         odd = jnp.where(p, black, white)
         return jnp.stack([even, odd], axis=-1).reshape(*lead, self.n_variables)
@@ -203,7 +195,7 @@ class LatticeIsing(IsingModel):
         for a in range(d - 1):
             local = local + J[a] * (neighbour(a, -1) + neighbour(a, 1))
         # along the last axis one neighbour has the same k, the other k -/+ 1
-        forward = self._row_parity() ^ bool(b)
+        forward = graph.row_parity(self.shape) ^ bool(b)
         local = local + J[d - 1] * jnp.where(forward, neighbour(d - 1, 1), neighbour(d - 1, -1))
         h = self.field[...]
         if h.ndim:
