@@ -42,7 +42,17 @@ Schema (with defaults)::
       epochs: 20
       batch_size: 64
       seed: 0                    # data order and sampling
-      eval_every: 0              # epochs between Trainer metrics (0: loss only)
+      schedule: none             # none | cosine | linear | exponential | warmup_cosine
+                                 # (decaying ones end at epochs x steps per epoch)
+      warmup_steps: 0            # steps of linear warm-up from 0 (warmup_cosine: >= 1)
+      clip_norm: null            # clip the gradient's global norm to this (> 0)
+      l1: 0.0                    # L1 penalty on the weights (not biases), [0, 1]
+      l2: 0.0                    # L2 weight decay on the weights, decoupled, [0, 1]
+      centered: false            # rbm, categorical_rbm: centered gradient (Melchior et al. 2016)
+      eval_every: 0              # epochs between Trainer metrics (0: loss only; auto:
+                                 # the Trainer's geometric schedule)
+      patience: null             # early stopping: evaluations without a new best (>= 1)
+      keep_best: false           # restore the best model (validation log-likelihood)
       checkpoint_every: 1000     # steps between training checkpoints
       negative:
         kind: pcd                # cd | pcd | nrpt | exact
@@ -119,6 +129,7 @@ DATA_SETS = (
     "mnist_quantized",
 )
 MODEL_KINDS = ("rbm", "categorical_rbm", "ising", "potts")
+SCHEDULES = ("none", "cosine", "linear", "exponential", "warmup_cosine")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -190,9 +201,22 @@ class TrainingConfig:
     epochs: int = _field(20, low=1, high=100000)
     batch_size: int = _field(64, low=1)
     seed: int = _field(0, low=0)
-    eval_every: int = _field(0, low=0)
+    schedule: str = _field("none", choices=SCHEDULES)
+    warmup_steps: int = _field(0, low=0)
+    clip_norm: float = _field(None, low=0.0, low_open=True)  # None: no clipping
+    l1: float = _field(0.0, low=0.0, high=1.0)
+    l2: float = _field(0.0, low=0.0, high=1.0)
+    centered: bool = _field(False)
+    eval_every: int | str = _field(0, low=0, choices=("auto",))  # epochs, or "auto"
+    patience: int = _field(None, low=1)  # None: no early stopping
+    keep_best: bool = _field(False)
     checkpoint_every: int = _field(1000, low=1)
     negative: NegativeConfig = _field(NegativeConfig)
+
+    @property
+    def evaluates(self) -> bool:
+        """Whether the Trainer evaluates during training (eval_every not 0)."""
+        return self.eval_every != 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -239,6 +263,14 @@ def _type_name(tp) -> str:
 
 
 def _check_value(where: str, value, tp, meta: dict):
+    if typing.get_args(tp):  # int | str: a number in range or a string from `choices`
+        if isinstance(value, str):
+            return _check_value(where, value, str, {**meta, "low": None, "high": None})
+        number = next(t for t in typing.get_args(tp) if t is not str)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            words = " or ".join(map(repr, meta.get("choices") or ()))
+            raise ConfigError(f"{where}: must be {_type_name(number)} or {words}, got {value!r}")
+        return _check_value(where, value, number, {**meta, "choices": None})
     if tp is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{where}: must be true or false, got {value!r}")
@@ -354,6 +386,7 @@ def _check_consistency(cfg: RunConfig) -> None:
         raise ConfigError("data.encoding: an ising model takes spins; use encoding: spins or auto")
     if kind == "rbm" and data.encoding == "spins":
         raise ConfigError("data.encoding: an rbm takes binary 0/1 units; use binary or auto")
+    _check_training(cfg)
     from . import exact  # jax and flax only once a config is checked
 
     most = exact.MAX_ENUMERATION_STATES.bit_length() - 1  # hidden units exact log Z can sum
@@ -368,6 +401,38 @@ def _check_consistency(cfg: RunConfig) -> None:
             f"evaluation.log_likelihood: exact needs model.n_hidden <= {most} "
             f"(MAX_ENUMERATION_STATES), got {cfg.model.n_hidden} (use nrpt or auto)"
         )
+
+
+def _check_training(cfg: RunConfig) -> None:
+    """Training recipes that need something else of the config."""
+    t, kind = cfg.training, cfg.model.kind
+    if t.schedule == "warmup_cosine" and t.warmup_steps == 0:
+        raise ConfigError(
+            "training.warmup_steps: schedule warmup_cosine needs warmup_steps >= 1 (or use cosine)"
+        )
+    if t.centered and kind not in ("rbm", "categorical_rbm"):
+        raise ConfigError(
+            f"training.centered: the centered gradient is an RBM's (model.kind rbm or "
+            f"categorical_rbm), got model.kind {kind}"
+        )
+    if t.centered and t.negative.kind == "exact":
+        raise ConfigError(
+            "training.centered: negative.kind exact takes the exact gradient, which is not "
+            "centered; use cd, pcd or nrpt"
+        )
+    for key in ("patience", "keep_best"):
+        if getattr(t, key) in (None, False):
+            continue
+        if not t.evaluates:
+            raise ConfigError(
+                f"training.{key}: model selection compares evaluations; set training.eval_every "
+                "(an integer >= 1 or auto)"
+            )
+        if t.eval_every != "auto" and t.eval_every > t.epochs:
+            raise ConfigError(
+                f"training.{key}: eval_every {t.eval_every} > epochs {t.epochs} leaves no "
+                "evaluation to select from"
+            )
 
 
 def load_config(path) -> RunConfig:

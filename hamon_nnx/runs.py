@@ -58,9 +58,10 @@ class RunData:
     encoding: str  # "binary" | "spins" | "categorical"
     levels: int
     image_shape: tuple[int, ...] | None
+    validation: np.ndarray | None = None  # held out for model selection (*mnist)
 
     def metadata(self) -> dict:
-        return {
+        meta = {
             "name": self.name,
             "description": self.description,
             "encoding": self.encoding,
@@ -69,12 +70,24 @@ class RunData:
             "n_train": int(len(self.train)),
             "n_test": int(len(self.test)),
         }
+        if self.has_validation:
+            meta["n_validation"] = int(len(self.validation))
+        return meta
+
+    @property
+    def has_validation(self) -> bool:
+        """Whether the data hold a non-empty validation split."""
+        return self.validation is not None and len(self.validation) > 0
+
+    def selection(self) -> np.ndarray:
+        """The vectors the Trainer evaluates on: the validation split, else the test set."""
+        return self.validation if self.has_validation else self.test
 
 
 def load_data(cfg: config_lib.RunConfig) -> RunData:
     """The data a config names, encoded for its model (spins for Ising models)."""
     ds = _dataset(cfg.data)
-    train, test = ds.train, ds.test
+    train, test, validation = ds.train, ds.test, ds.validation
     if cfg.data.n_train:
         train = train[: cfg.data.n_train]
     if ds.levels > 2:
@@ -83,7 +96,7 @@ def load_data(cfg: config_lib.RunConfig) -> RunData:
         cfg.data.encoding == "auto" and cfg.model.kind == "ising"
     ):
         encoding = "spins"
-        train, test = 2 * train - 1, 2 * test - 1
+        train, test, validation = 2 * train - 1, 2 * test - 1, 2 * validation - 1
     else:
         encoding = "binary"
     description = ds.description + ("; encoded as spins -1/+1" if encoding == "spins" else "")
@@ -97,6 +110,7 @@ def load_data(cfg: config_lib.RunConfig) -> RunData:
         encoding,
         ds.levels,
         ds.image_shape,
+        np.asarray(validation, np.int8),
     )
 
 
@@ -213,23 +227,69 @@ def build_negative(cfg: config_lib.NegativeConfig):
     return ExactNegative()
 
 
-def build_trainer(cfg: config_lib.RunConfig, model, checkpoint_dir=None, progress: bool = True):
-    """An `hn.Trainer` with the config's optimizer, negative phase and seed."""
-    import optax
+def steps_per_epoch(cfg: config_lib.RunConfig, data: RunData) -> int:
+    """Optimizer steps in one epoch of the run (the last partial batch is dropped)."""
+    n = len(data.train)
+    return n // min(cfg.training.batch_size, n)
 
+
+def build_optimizer(t: config_lib.TrainingConfig, steps_per_epoch: int | None = None):
+    """The optax transformation a training config describes (`optimizers.optimizer`).
+
+    A decaying schedule runs over `t.epochs * steps_per_epoch` steps; the L1/L2
+    penalties act on the interaction weights, not on biases and fields. With
+    the defaults this is `optax.adam(learning_rate)` / `optax.sgd(learning_rate)`.
+
+    Raises:
+        ValueError: a decaying schedule without `steps_per_epoch`.
+    """
+    from .training import optimizers
+
+    total = None
+    if t.schedule not in ("none", "constant"):
+        if steps_per_epoch is None:
+            raise ValueError(f"schedule {t.schedule!r} needs steps_per_epoch (the run's length)")
+        total = t.epochs * int(steps_per_epoch)
+    return optimizers.optimizer(
+        t.optimizer,
+        t.learning_rate,
+        schedule=t.schedule,
+        warmup_steps=t.warmup_steps,
+        total_steps=total,
+        clip_norm=t.clip_norm,
+        l1=t.l1,
+        l2=t.l2,
+    )
+
+
+def build_trainer(
+    cfg: config_lib.RunConfig,
+    model,
+    checkpoint_dir=None,
+    progress: bool = True,
+    *,
+    steps_per_epoch: int | None = None,
+):
+    """An `hn.Trainer` with the config's optimizer, negative phase, seed and model selection.
+
+    `steps_per_epoch` (`runs.steps_per_epoch(cfg, data)`) is needed by a
+    decaying learning-rate schedule, which ends with the run.
+    """
     from .training import Trainer
 
     t = cfg.training
-    tx = {"adam": optax.adam, "sgd": optax.sgd}[t.optimizer](t.learning_rate)
     return Trainer(
         model,
-        tx,
+        build_optimizer(t, steps_per_epoch),
         negative=build_negative(t.negative),
         checkpoint_dir=checkpoint_dir,
         checkpoint_every=t.checkpoint_every,
         seed=t.seed,
         eval_every=t.eval_every,
         progress=progress,
+        centered=t.centered,
+        patience=t.patience,
+        keep_best=t.keep_best,
     )
 
 
@@ -456,11 +516,17 @@ class RunResult:
     report: object = None
 
 
-def metadata_for(cfg, data: RunData, *, command: str | None, history, metrics, seconds, steps):
-    """The metadata dict stored with a trained model (`hn.training.checkpoint.read_info`)."""
+def metadata_for(
+    cfg, data: RunData, *, command: str | None, history, metrics, seconds, steps, selection=None
+):
+    """The metadata dict stored with a trained model (`hn.training.checkpoint.read_info`).
+
+    `selection` (epochs run, early stop, best epoch restored) goes under
+    `training.selection` when the run used patience or keep_best.
+    """
     from . import __version__
 
-    return {
+    meta = {
         "name": cfg.name,
         "description": cfg.description,
         "data": data.metadata(),
@@ -481,6 +547,9 @@ def metadata_for(cfg, data: RunData, *, command: str | None, history, metrics, s
             "machine": platform.machine(),
         },
     }
+    if selection is not None:
+        meta["training"]["selection"] = selection
+    return meta
 
 
 def train(
@@ -521,14 +590,24 @@ def train(
     if not resume and (out / TRAINING_DIR).is_dir():
         # a fresh run: stale checkpoints of an earlier run would shadow this run's steps
         shutil.rmtree(out / TRAINING_DIR)
-    trainer = build_trainer(cfg, model, checkpoint_dir=out / TRAINING_DIR, progress=progress)
+    trainer = build_trainer(
+        cfg, model, checkpoint_dir=out / TRAINING_DIR, progress=progress,
+        steps_per_epoch=steps_per_epoch(cfg, data),
+    )  # fmt: skip
     log(_training_line(cfg, model, data))
+    selecting = cfg.training.patience is not None or cfg.training.keep_best
+    if selecting and not data.has_validation:
+        log(
+            f"[{cfg.name}] warning: {data.name} has no validation split; model selection "
+            "(patience, keep_best) evaluates on the test set, so its test metrics are optimistic"
+        )
     history, seconds = _fit(cfg, trainer, data, resume)
     log(f"[{cfg.name}] trained in {seconds:.1f} s ({trainer.step} steps); evaluating")
+    selection = _model_selection(cfg, trainer, log) if selecting else None
     metrics, report = _evaluate_run(cfg, model, data, progress)
     metadata = metadata_for(
         cfg, data, command=command, history=history, metrics=metrics, seconds=seconds,
-        steps=trainer.step,
+        steps=trainer.step, selection=selection,
     )  # fmt: skip
     path = checkpoint.save(model, model_path, metadata=metadata, overwrite=overwrite)
     for line in format_metrics(metrics):
@@ -537,14 +616,34 @@ def train(
     return RunResult(model, path, history, metrics, metadata, data, report)
 
 
+def _model_selection(cfg: config_lib.RunConfig, trainer, log) -> dict:
+    """After `fit`: restore the best model (keep_best); what selection did, for the metadata."""
+    out = {"epochs_run": int(trainer.epoch), "stopped_early": bool(trainer.stopped)}
+    if trainer.stopped:
+        log(f"[{cfg.name}] early stopping after epoch {trainer.epoch} (patience "
+            f"{cfg.training.patience})")  # fmt: skip
+    if cfg.training.keep_best:
+        out["best_epoch"] = int(trainer.restore_best())
+        log(f"[{cfg.name}] restored the best model, of epoch {out['best_epoch']}")
+    return out
+
+
 def _training_line(cfg: config_lib.RunConfig, model, data: RunData) -> str:
     """The log line announcing a run: model, data sizes, epochs, batch, optimizer, negative phase."""
     t = cfg.training
+    recipes = [f"{t.schedule} schedule"] if t.schedule != "none" else []
+    recipes += [f"warm-up {t.warmup_steps} steps"] if t.warmup_steps else []
+    recipes += [f"clip {t.clip_norm:g}"] if t.clip_norm is not None else []
+    recipes += [f"{k} {getattr(t, k):g}" for k in ("l1", "l2") if getattr(t, k)]
+    recipes += ["centered"] if t.centered else []
+    recipes += [f"patience {t.patience}"] if t.patience is not None else []
+    recipes += ["keep best"] if t.keep_best else []
     return (
         f"[{cfg.name}] training {type(model).__name__} ({model.n_variables} variables) on "
         f"{data.name} ({len(data.train)} train / {len(data.test)} test): {t.epochs} epochs, "
-        f"batch {t.batch_size}, {t.optimizer} lr {t.learning_rate:g}, "
-        f"{build_negative(t.negative)!r}"
+        f"batch {t.batch_size}, {t.optimizer} lr {t.learning_rate:g}"
+        + "".join(f", {r}" for r in recipes)
+        + f", {build_negative(t.negative)!r}"
     )
 
 
@@ -556,7 +655,7 @@ def _fit(cfg: config_lib.RunConfig, trainer, data: RunData, resume: bool) -> tup
         data.train,
         epochs=t.epochs,
         batch_size=min(t.batch_size, len(data.train)),
-        eval_data=data.test if t.eval_every else None,
+        eval_data=data.selection() if t.evaluates else None,
         resume=resume,
     )
     return history, time.perf_counter() - start

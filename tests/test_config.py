@@ -30,6 +30,9 @@ def test_every_config_validates(path):
         ({"training": {"negative": {"n_chain": 8}}}, "training.negative.n_chain", "n_chains"),
         ({"data": {"levles": 3}}, "data.levles", "levels"),
         ({"evaluation": {"repeat": 2}}, "evaluation.repeat", "repeats"),
+        ({"training": {"warmup_step": 10}}, "training.warmup_step", "warmup_steps"),
+        ({"training": {"keep_bset": True}}, "training.keep_bset", "keep_best"),
+        ({"training": {"schedul": "cosine"}}, "training.schedul", "schedule"),
     ],
 )
 def test_misspelt_key_suggests_the_right_one(mapping, where, suggestion):
@@ -54,6 +57,15 @@ def test_unknown_key_without_a_close_match_lists_the_keys():
         ({"data": {"threshold": 0}}, r"data\.threshold: 0\.0 is out of range; allowed \(0, 16\]"),
         ({"model": {"n_hidden": 0}}, r"model\.n_hidden: 0 is out of range"),
         ({"training": {"negative": {"n_chains": 1}}}, r"training\.negative\.n_chains: 1 is out"),
+        (
+            {"training": {"clip_norm": 0}},
+            r"training\.clip_norm: 0\.0 is out of range; allowed \(0, ",
+        ),
+        ({"training": {"l2": 2}}, r"training\.l2: 2\.0 is out of range; allowed \[0, 1\]"),
+        ({"training": {"l1": -1e-3}}, r"training\.l1: -0\.001 is out of range"),
+        ({"training": {"warmup_steps": -5}}, r"training\.warmup_steps: -5 is out of range"),
+        ({"training": {"patience": 0}}, r"training\.patience: 0 is out of range; allowed \[1, "),
+        ({"training": {"eval_every": -1}}, r"training\.eval_every: -1 is out of range"),
     ],
 )
 def test_out_of_range_names_the_key(mapping, message):
@@ -70,6 +82,14 @@ def test_out_of_range_names_the_key(mapping, message):
         ({"training": {"learning_rate": float("nan")}}, r"learning_rate: must be finite"),
         ({"model": {"kind": "rmb"}}, r"model\.kind: 'rmb' is not one of .*did you mean 'rbm'\?"),
         ({"training": "fast"}, r"training: must be a mapping"),
+        ({"training": {"centered": "yes"}}, r"training\.centered: must be true or false"),
+        ({"training": {"keep_best": 1}}, r"training\.keep_best: must be true or false"),
+        ({"training": {"patience": 2.5}}, r"training\.patience: must be an integer"),
+        ({"training": {"clip_norm": "big"}}, r"training\.clip_norm: must be a number"),
+        ({"training": {"schedule": "cosin"}}, r"'cosin' is not one of .*did you mean 'cosine'\?"),
+        ({"training": {"eval_every": "aut"}}, r"eval_every: 'aut' is not one of 'auto'; did you"),
+        ({"training": {"eval_every": [2]}}, r"eval_every: must be an integer or 'auto', got \[2\]"),
+        ({"training": {"eval_every": True}}, r"eval_every: must be an integer or 'auto'"),
     ],
 )
 def test_wrong_types_and_choices(mapping, message):
@@ -98,6 +118,18 @@ def test_name_is_required_and_checked():
         ({"data": {"name": "fashion_mnist_quantized"}}, "fashion_mnist_quantized has 4 levels"),
         ({"data": {"name": "fashion_mnist", "threshold": 8}}, r"threshold must be in \(0, 1\]"),
         ({"data": {"name": "digits_quantized", "levels": 20}, "model": {"kind": "potts"}}, "17"),
+        ({"training": {"schedule": "warmup_cosine"}}, "warmup_cosine needs warmup_steps >= 1"),
+        (
+            {"training": {"centered": True}, "model": {"kind": "ising"}},
+            "centered gradient is an RBM",
+        ),
+        (
+            {"training": {"centered": True, "negative": {"kind": "exact"}}},
+            r"training\.centered: negative\.kind exact",
+        ),
+        ({"training": {"patience": 2}}, r"training\.patience: model selection .*eval_every"),
+        ({"training": {"keep_best": True}}, r"training\.keep_best: model selection"),
+        ({"training": {"keep_best": True, "eval_every": 30}}, "eval_every 30 > epochs 20"),
     ],
 )
 def test_inconsistent_combinations(mapping, message):
@@ -133,3 +165,18 @@ def test_defaults_and_output_dir(tmp_path):
     assert cfg.training.negative.kind == "pcd"
     assert cfg.output_dir() == Path("runs/run-1")
     assert cfg.output_dir(tmp_path) == tmp_path / "runs" / "run-1"
+
+
+def test_training_recipes_default_off_and_round_trip():
+    t = config.from_dict({"name": "x"}).training
+    assert (t.schedule, t.warmup_steps, t.clip_norm, t.l1, t.l2) == ("none", 0, None, 0.0, 0.0)
+    assert (t.centered, t.eval_every, t.patience, t.keep_best) == (False, 0, None, False)
+    cfg = config.from_dict({
+        "name": "x",
+        "training": {"schedule": "warmup_cosine", "warmup_steps": 100, "clip_norm": 5,
+                     "l1": 1e-5, "l2": 1e-4, "centered": True, "eval_every": "auto",
+                     "patience": 4, "keep_best": True},
+    })  # fmt: skip
+    assert cfg.training.clip_norm == 5.0 and cfg.training.eval_every == "auto"
+    assert config.from_dict(config.to_dict(cfg)) == cfg
+    assert config.from_dict({"name": "x", "training": {"eval_every": 4.0}}).training.eval_every == 4

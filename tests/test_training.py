@@ -398,6 +398,7 @@ def large_products(negative, nv=40, nh=30, batch=20) -> int:
             negative,
             None,
             batch,
+            False,  # centered
             leaves,
             trainer.negative_state,
             trainer.key,

@@ -23,7 +23,7 @@ from flax import nnx
 from ..core import random
 from ..core.layout import check_states
 from .base import BINARY, CATEGORICAL, KINDS, Block, EnergyModel, check_finite
-from .rbm import RBMMarginal
+from .rbm import RBMMarginal, _centered
 
 
 def _check_size(name: str, value, low: int, high: int | None = None) -> int:
@@ -250,7 +250,7 @@ class CategoricalRBM(EnergyModel):
         return CategoricalRBMMarginal(self.W[...], self.visible_bias[...], self.hidden_bias[...])
 
     # -- training ------------------------------------------------------------------
-    def contrastive_gradient(self, data, negatives):
+    def contrastive_gradient(self, data, negatives, *, centered: bool = False):
         """mean F(data) - mean F(negatives) and its gradient, in closed form.
 
         The moment-matching gradient (negatives carry no gradient), with
@@ -258,9 +258,16 @@ class CategoricalRBM(EnergyModel):
         db = <o>_model - <o>_data, dc = <p>_model - <p>_data; the numbers of
         autodiff through `free_energy` (the Trainer uses it when present).
 
+        `centered=True` gives the centered gradient of Melchior, Fischer and
+        Wiskott (2016) with the one-hot vectors o as the visible units:
+        offsets mu = <o>_data (the batch's per-site state frequencies) and
+        lam = <p>_data, the same algebra as `hn.RBM.contrastive_gradient`
+        (the stateless batch-offset variant; see there).
+
         Args:
             data: (B, n_visible) vectors.
             negatives: (M, n_visible) model samples.
+            centered: return the centered gradient instead.
 
         Returns:
             (loss, grads) with grads shaped like `nnx.state(self, nnx.Param)`,
@@ -274,6 +281,9 @@ class CategoricalRBM(EnergyModel):
             >>> loss, grads = rbm.contrastive_gradient(x, x)
             >>> float(loss), grads["W"][...].shape
             (0.0, (3, 4, 2))
+            >>> loss, grads = rbm.contrastive_gradient(x, 2 * x, centered=True)
+            >>> grads["visible_bias"][...].shape
+            (3, 4)
         """
         cls = type(self)
         if cls.free_energy is not CategoricalRBM.free_energy or cls.energy is not (
@@ -288,15 +298,19 @@ class CategoricalRBM(EnergyModel):
         pd, pn = jax.nn.sigmoid(zd), jax.nn.sigmoid(zn)
         loss = jnp.mean(-od @ b - _softplus_sum(zd, pd)) - jnp.mean(-on @ b - _softplus_sum(zn, pn))
         nd, nn_ = od.shape[0], on.shape[0]
+        mean_od, mean_pd = jnp.mean(od, axis=0), jnp.mean(pd, axis=0)
+        gW = on.T @ pn / nn_ - od.T @ pd / nd
+        gb = jnp.mean(on, axis=0) - mean_od
+        gc = jnp.mean(pn, axis=0) - mean_pd
+        if centered:
+            gW, gb, gc = _centered(gW, gb, gc, mean_od, mean_pd)
         grads = nnx.state(self, nnx.Param)
         nnx.replace_by_pure_dict(
             grads,
             {
-                "W": (on.T @ pn / nn_ - od.T @ pd / nd).reshape(self.W[...].shape),
-                "visible_bias": (jnp.mean(on, axis=0) - jnp.mean(od, axis=0)).reshape(
-                    self.visible_bias[...].shape
-                ),
-                "hidden_bias": jnp.mean(pn, axis=0) - jnp.mean(pd, axis=0),
+                "W": gW.reshape(self.W[...].shape),
+                "visible_bias": gb.reshape(self.visible_bias[...].shape),
+                "hidden_bias": gc,
             },
         )
         return loss, grads

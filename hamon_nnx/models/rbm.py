@@ -26,6 +26,27 @@ def _softplus_sum(z, p):
     return jnp.sum(jnp.maximum(z, 0.0) - jnp.log(jnp.where(z > 0, p, 1.0 - p)), axis=-1)
 
 
+def _centered(gW, gb, gc, mu, lam):
+    """A centered gradient (Melchior et al. 2016), mapped back to E = -v^T W h - b^T v - c^T h.
+
+    With offsets mu (visible) and lam (hidden) the energy
+    E = -(v - mu)^T W (h - lam) - b'^T (v - mu) - c'^T (h - lam) is the same
+    model with b = b' - W lam and c = c' - W^T mu. Its loss gradient in
+    (W, b', c') is G_W' = G_W - G_b lam^T - mu G_c^T (moments of v - mu and
+    h - lam), G_b, G_c; a step there, mapped back with the offsets held,
+    moves b by -eta (G_b - G_W' lam) and c by -eta (G_c - G_W'^T mu).
+
+    Args:
+        gW, gb, gc: the plain loss gradient, (n, m), (n,), (m,).
+        mu, lam: the visible and hidden offsets, (n,) and (m,).
+
+    Returns:
+        (G_W', G_b - G_W' lam, G_c - G_W'^T mu).
+    """
+    gW = gW - jnp.outer(gb, lam) - jnp.outer(mu, gc)
+    return gW, gb - gW @ lam, gc - gW.T @ mu
+
+
 class RBM(EnergyModel):
     """A Bernoulli-Bernoulli RBM with weights `W` (n_visible, n_hidden).
 
@@ -138,7 +159,7 @@ class RBM(EnergyModel):
             jax.nn.softplus(v @ self.W[...] + self.hidden_bias[...]), axis=-1
         )
 
-    def contrastive_gradient(self, data, negatives):
+    def contrastive_gradient(self, data, negatives, *, centered: bool = False):
         """mean F(data) - mean F(negatives) and its gradient, in closed form.
 
         The moment-matching gradient of the contrastive loss (negatives carry
@@ -148,9 +169,29 @@ class RBM(EnergyModel):
         uses it when present). A subclass that changes the energy gets None
         and is differentiated automatically.
 
+        `centered=True` gives the centered gradient of Melchior, Fischer and
+        Wiskott (2016, "How to center deep Boltzmann machines", JMLR 17):
+        the gradient step of the same model written as
+        E = -(v - mu)^T W (h - lam) - b'^T (v - mu) - c'^T (h - lam), with
+        offsets mu = <v>_data and lam = <p(h|v)>_data of this batch, mapped
+        back to (W, b, c) (b = b' - W lam, c = c' - W^T mu):
+
+            dW' = dW - db lam^T - mu dc^T      (moments of v - mu and h - lam)
+            db' = db - dW' lam,  dc' = dc - dW'^T mu
+
+        This is the stateless variant: the offsets are the current batch's
+        means, not the paper's running averages, so nothing is carried from
+        step to step. The centered gradient does not change when units are
+        flipped (0 <-> 1) and is better conditioned (Melchior et al.), which
+        matters most when the data means are far from 1/2 (e.g. 784-pixel
+        images with a dark background). With plain SGD a step is exactly
+        the centered model's step; adaptive optimizers (adam) precondition
+        it in (W, b, c). The loss is the same number either way.
+
         Args:
             data: (B, n_visible) vectors.
             negatives: (M, n_visible) model samples.
+            centered: return the centered gradient (above) instead.
 
         Returns:
             (loss, grads) with grads shaped like `nnx.state(self, nnx.Param)`,
@@ -164,6 +205,9 @@ class RBM(EnergyModel):
             >>> loss, grads = rbm.contrastive_gradient(x, x)
             >>> float(loss), grads["W"][...].shape
             (0.0, (3, 2))
+            >>> loss, grads = rbm.contrastive_gradient(x, 1 - x, centered=True)
+            >>> grads["hidden_bias"][...].shape
+            (2,)
         """
         cls = type(self)
         if cls.free_energy is not RBM.free_energy or cls.energy is not RBM.energy:
@@ -174,15 +218,14 @@ class RBM(EnergyModel):
         zd, zn = vd @ W + c, vn @ W + c
         pd, pn = jax.nn.sigmoid(zd), jax.nn.sigmoid(zn)
         loss = jnp.mean(-vd @ b - _softplus_sum(zd, pd)) - jnp.mean(-vn @ b - _softplus_sum(zn, pn))
+        mean_vd, mean_pd = jnp.mean(vd, axis=0), jnp.mean(pd, axis=0)
+        gW = vn.T @ pn / vn.shape[0] - vd.T @ pd / vd.shape[0]
+        gb = jnp.mean(vn, axis=0) - mean_vd
+        gc = jnp.mean(pn, axis=0) - mean_pd
+        if centered:
+            gW, gb, gc = _centered(gW, gb, gc, mean_vd, mean_pd)
         grads = nnx.state(self, nnx.Param)
-        nnx.replace_by_pure_dict(
-            grads,
-            {
-                "W": vn.T @ pn / vn.shape[0] - vd.T @ pd / vd.shape[0],
-                "visible_bias": jnp.mean(vn, axis=0) - jnp.mean(vd, axis=0),
-                "hidden_bias": jnp.mean(pn, axis=0) - jnp.mean(pd, axis=0),
-            },
-        )
+        nnx.replace_by_pure_dict(grads, {"W": gW, "visible_bias": gb, "hidden_bias": gc})
         return loss, grads
 
     def marginal(self, keep: str | None = None) -> RBMMarginal:

@@ -1,6 +1,9 @@
 """Training: contrastive loss, negative phases, the Trainer, metrics, checkpoints."""
 
 from . import checkpoint as checkpoint
+from . import evaluation as evaluation
+from . import optimizers as optimizers
+from . import trajectory as trajectory
 from .checkpoint import CheckpointError as CheckpointError
 from .losses import contrastive_loss as contrastive_loss
 from .losses import free_energy as free_energy
@@ -14,5 +17,8 @@ from .negative import CD as CD
 from .negative import PCD as PCD
 from .negative import ExactNegative as ExactNegative
 from .negative import NRPTNegative as NRPTNegative
+from .optimizers import add_l1_penalty as add_l1_penalty
+from .optimizers import optimizer as optimizer
 from .trainer import Trainer as Trainer
 from .trainer import TrainingDiverged as TrainingDiverged
+from .trajectory import TrajectoryAIS as TrajectoryAIS

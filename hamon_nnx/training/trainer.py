@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from functools import partial
 
@@ -33,9 +34,12 @@ from ..core import device as device_lib
 from ..core import tempering
 from ..models.base import EnergyModel
 from ..sampling import _check_count
+from . import evaluation
 from . import metrics as metric_lib
-from .losses import check_data, contrastive_loss
-from .negative import PCD, ExactNegative
+from .checkpoint import save as save_model
+from .losses import check_data, contrastive_loss, n_data_variables
+from .negative import CD, PCD, ExactNegative, NRPTNegative
+from .trajectory import TrajectoryAIS, TrajectoryState
 
 # Incremented each time the training program is traced (tests count retraces).
 TRACE_COUNT = 0
@@ -45,7 +49,7 @@ class TrainingDiverged(RuntimeError):
     """The loss or a parameter became NaN or inf; training stopped."""
 
 
-def _one_step(graphdef, negative, chain_sharding, state, negative_state, key, batch):
+def _one_step(graphdef, negative, chain_sharding, centered, state, negative_state, key, batch):
     """One optimisation step on plain pytrees: (state, negative_state, loss, finite)."""
     model, optimizer = nnx.merge(graphdef, state)
     batch = device_lib.constrain_chains(batch, chain_sharding)
@@ -53,7 +57,7 @@ def _one_step(graphdef, negative, chain_sharding, state, negative_state, key, ba
     # sampling runs sharded; the gradient sums the batch in one order on every
     # device, so sharded training gives the same parameters bit for bit
     negatives, batch = device_lib.replicate_within((negatives, batch), chain_sharding)
-    loss, grads = _loss_and_gradient(model, negative, batch, negatives)
+    loss, grads = _loss_and_gradient(model, negative, batch, negatives, centered)
     with jax.numpy_dtype_promotion("standard"):  # optax mixes int counters and floats
         optimizer.update(model, grads)
     finite = jnp.isfinite(loss)
@@ -63,11 +67,17 @@ def _one_step(graphdef, negative, chain_sharding, state, negative_state, key, ba
     return nnx.state((model, optimizer)), negative_state, loss, finite
 
 
-def _loss_and_gradient(model, negative, batch, negatives):
-    """The negative phase's own loss, the model's closed-form gradient, or autodiff."""
+def _loss_and_gradient(model, negative, batch, negatives, centered=False):
+    """The negative phase's own loss, the model's closed-form gradient, or autodiff.
+
+    `centered` asks the model's closed-form gradient for its centered form
+    (the Trainer checked at construction that the model has one).
+    """
     loss_fn = getattr(negative, "loss", None)
     if loss_fn is None:
         closed_form = getattr(model, "contrastive_gradient", None)
+        if centered:
+            return closed_form(batch, negatives, centered=True)
         result = None if closed_form is None else closed_form(batch, negatives)
         if result is not None:
             return result
@@ -75,17 +85,17 @@ def _loss_and_gradient(model, negative, batch, negatives):
     return nnx.value_and_grad(lambda m: loss_fn(m, batch, negatives))(model)
 
 
-@partial(jax.jit, static_argnums=(0, 1, 2, 3, 4))
+@partial(jax.jit, static_argnums=(0, 1, 2, 3, 4, 5))
 def _train_chunk(
-    graphdef, treedef, negative, chain_sharding, batch_size, leaves, negative_state, key, data,
-    order, losses, step, start, n_steps,
+    graphdef, treedef, negative, chain_sharding, batch_size, centered, leaves, negative_state,
+    key, data, order, losses, step, start, n_steps,
 ):  # fmt: skip
     """Steps `start, ..., start + n_steps - 1` of an epoch, stopping after a non-finite one.
 
     Args:
         graphdef: `nnx.split((model, optimizer))`'s graph (static).
         treedef: the structure of the split state (static).
-        negative, chain_sharding, batch_size: static settings.
+        negative, chain_sharding, batch_size, centered: static settings.
         leaves: the (model, optimizer) state's arrays: plain arrays pass in and
             out of the compiled call faster than `nnx.Variable`s.
         negative_state: the negative phase's state.
@@ -108,7 +118,7 @@ def _train_chunk(
         i = start + done
         rows = jax.lax.dynamic_slice_in_dim(order, i * batch_size, batch_size)
         state, negative_state, loss, finite = _one_step(
-            graphdef, negative, chain_sharding, state, negative_state,
+            graphdef, negative, chain_sharding, centered, state, negative_state,
             jax.random.fold_in(key, step + done), data[rows],
         )  # fmt: skip
         return state, negative_state, losses.at[i].set(loss), done + 1, finite
@@ -163,7 +173,18 @@ def place_training(
     return jax.tree.map(place, negative_state, is_leaf=lambda n: isinstance(n, tempering.NRPTState))
 
 
-LOG_LIKELIHOOD_MODES = ("auto", "exact", "estimate", "none")
+def _split_base(state: TrajectoryState) -> dict:
+    """The online state as a dict with its float64 `base` as a float32 (high, low) pair.
+
+    Checkpoints restore arrays through JAX, which keeps float32 unless x64 is on.
+    """
+    high = np.float32(state.base)
+    low = np.float32(np.float64(state.base) - np.float64(high))
+    return {**state._asdict(), "base": np.array([high, low], np.float32)}
+
+
+LOG_LIKELIHOOD_MODES = ("auto", "exact", "online", "estimate", "none")
+METRICS = ("log_likelihood", "pseudo_log_likelihood", "reconstruction_error")
 
 
 def _progress(total: int, enabled: bool, desc: str):
@@ -197,14 +218,42 @@ class Trainer:
         step_callbacks: callables `(trainer, step, loss)` after each compiled
             call: after every step unless `steps_per_call` is set, then after
             every chunk with its last step and loss.
-        eval_every: epochs between metric evaluations (log-likelihood,
-            pseudo-likelihood, reconstruction); 0 logs the loss only.
+        eval_every: when to evaluate (log-likelihood, pseudo-likelihood,
+            reconstruction): "auto" (default) at epochs 1, 2, 4, 8, ... and at
+            the end of a `fit` call that ran at least half of the epochs done
+            so far, so evaluation stays a small share of any run, a long
+            `fit` or a loop of one-epoch calls alike; an integer k every k
+            epochs; 0 never (the loss only). Decided from counts, never the
+            clock: the same key gives the same history. Each evaluation's
+            epoch is logged as `eval_epoch`.
         log_likelihood: how evaluations get log Z: "exact" (enumeration),
-            "estimate" (tuned NRPT stepping stone; the error bar is logged as
-            `*_log_likelihood_stderr`), "auto" (exact for models small enough
-            to enumerate, else estimate) or "none" (skip the log-likelihood).
+            "online" (trajectory AIS: particles carried along the training
+            run with importance weights, updated every few steps at about a
+            tenth of the training's sampling work; `*_log_likelihood_stderr`
+            and `log_z_ess` logged), "estimate" (tuned NRPT stepping stone at
+            each evaluation: accurate, expensive), "auto" (exact for models
+            small enough to enumerate, else online) or "none" (skip it).
             log Z is computed once per evaluation and shared by train and
             eval data.
+        metrics: "auto" (the log-likelihood, the pseudo-log-likelihood and, for
+            models with hidden units, the reconstruction error for models
+            small enough to enumerate; without the pseudo-likelihood, which
+            costs a free energy per variable and value, for larger ones) or a
+            tuple of names from "log_likelihood", "pseudo_log_likelihood",
+            "reconstruction_error".
+        online: the `TrajectoryAIS` settings of the online log Z (default
+            256 particles; see `hamon_nnx.training.trajectory`).
+        centered: train with the centered gradient (Melchior, Fischer and
+            Wiskott 2016; RBMs): the same fixed points, better conditioned
+            steps. Needs a model whose `contrastive_gradient` takes `centered`.
+        patience: early stopping: stop `fit` after this many evaluations
+            without a new best of the monitored metric (None: never).
+        keep_best: keep the parameters of the best evaluation of the monitored
+            metric (`restore_best()` puts them back; with a `checkpoint_dir`
+            they are saved to `checkpoint_dir/best` by `hn.save`).
+        monitor: the metric model selection watches (default
+            "eval_log_likelihood" when `fit` gets eval data, else
+            "train_log_likelihood"); higher is better.
         estimate_samples: NRPT rounds of the log Z estimate after tuning.
         progress: show a progress bar with the current loss.
         device: where to train, resolved at the first `fit` and reused: "auto",
@@ -250,12 +299,18 @@ class Trainer:
         seed: int = 0,
         callbacks: Sequence[Callable] = (),
         step_callbacks: Sequence[Callable] = (),
-        eval_every: int = 1,
+        eval_every: int | str = "auto",
         log_likelihood: str = "auto",
         estimate_samples: int = 1000,
         progress: bool = True,
         device="auto",
         steps_per_call: int | None = None,
+        metrics="auto",
+        online: TrajectoryAIS | None = None,
+        centered: bool = False,
+        patience: int | None = None,
+        keep_best: bool = False,
+        monitor: str | None = None,
     ):
         if not isinstance(model, EnergyModel):
             raise TypeError(f"model must be a hamon-nnx EnergyModel, got {type(model).__name__}")
@@ -273,6 +328,8 @@ class Trainer:
         self.callbacks = tuple(callbacks)
         self.step_callbacks = tuple(step_callbacks)
         self._init_evaluation(negative, eval_every, log_likelihood, estimate_samples)
+        self._init_metrics(metrics, online)
+        self._init_selection(centered, patience, keep_best, monitor)
         self.progress = progress
         self._init_steps_per_call(steps_per_call)
         self._data_cache = None  # (host data, device copy) of the last fit
@@ -283,6 +340,7 @@ class Trainer:
         self.step = 0
         self.epoch = 0
         self._epoch_start_step = 0
+        self._fit_start = 0  # epochs done when the current fit call began
         self._epoch_losses: list[float] = []
         self.negative_state = self.negative.init(model, init_key)
         self.history: dict[str, list[float]] = {}
@@ -296,7 +354,7 @@ class Trainer:
 
     def _init_evaluation(self, negative, eval_every, log_likelihood, estimate_samples) -> None:
         """Check and store the evaluation settings (`__init__`; `negative` as passed)."""
-        self.eval_every = _check_count("eval_every", eval_every, 0)
+        self.eval_every = evaluation.check_eval_every(eval_every)
         if log_likelihood not in LOG_LIKELIHOOD_MODES:
             raise ValueError(
                 f"log_likelihood must be one of {LOG_LIKELIHOOD_MODES}, got {log_likelihood!r}"
@@ -313,6 +371,47 @@ class Trainer:
         self.estimate_samples = int(estimate_samples)
         # evaluation draws its own randomness: metrics never touch the training stream
         self._eval_key = jax.random.fold_in(jax.random.key(self.seed), 1)
+        self._online_key = jax.random.fold_in(jax.random.key(self.seed), 2)
+
+    def _init_metrics(self, metrics, online) -> None:
+        """Check and store the metrics and the online estimator's settings (`__init__`)."""
+        small = exact.can_enumerate(self.model)
+        if metrics == "auto":
+            metrics = METRICS if small else ("log_likelihood", "reconstruction_error")
+        if isinstance(metrics, str) or not all(m in METRICS for m in metrics):
+            raise ValueError(f"metrics must be 'auto' or a tuple of names from {METRICS}, got "
+                             f"{metrics!r}")  # fmt: skip
+        if not hasattr(self.model, "hidden_logits"):
+            metrics = tuple(m for m in metrics if m != "reconstruction_error")
+        self.metrics = tuple(metrics)
+        if online is not None and not isinstance(online, TrajectoryAIS):
+            raise TypeError(f"online must be a TrajectoryAIS, got {type(online).__name__}")
+        if self.log_likelihood == "auto":
+            self.log_likelihood = "exact" if small else "online"
+        self.online = None
+        if self.log_likelihood == "online" and "log_likelihood" in self.metrics:
+            self.online = TrajectoryAIS() if online is None else online
+        self.online_state = None
+        self._online_step = -1  # the training step of the last online update
+
+    def _init_selection(self, centered, patience, keep_best, monitor) -> None:
+        """Check and store the centered-gradient and model-selection settings (`__init__`)."""
+        self.centered = bool(centered)
+        if self.centered:
+            if not (exact.is_plain_rbm(self.model) or exact.is_categorical_rbm(self.model)):
+                raise ValueError(
+                    f"centered=True needs an RBM's closed-form gradient (hn.RBM, hn.CategoricalRBM); "
+                    f"{type(self.model).__name__} has none"
+                )
+            if isinstance(self.negative, ExactNegative):
+                raise ValueError("centered=True does not apply to ExactNegative")
+        self.patience = None if patience is None else _check_count("patience", patience, 1)
+        self.keep_best = bool(keep_best)
+        if monitor is not None and not isinstance(monitor, str):
+            raise ValueError(f"monitor must be a metric name, got {monitor!r}")
+        self.monitor = monitor
+        self.stopped = False  # set when early stopping ends a fit
+        self._best = None  # (evaluation index, parameters as numpy) with keep_best
 
     def _init_steps_per_call(self, steps_per_call) -> None:
         """Check and store `steps_per_call` (`__init__`)."""
@@ -331,15 +430,22 @@ class Trainer:
     def log_partition(self) -> tuple[float, float]:
         """log Z of the current model and its standard error (0 when exact).
 
-        Exact by enumeration or estimated by tuned NRPT, as `log_likelihood`
-        says; an estimate's key is a function of (seed, step), so a resumed
-        run logs the same numbers.
+        Exact by enumeration, online (trajectory AIS, carried to the current
+        step first) or estimated by tuned NRPT, as `log_likelihood` says; an
+        estimate's key is a function of (seed, step), so a resumed run logs
+        the same numbers.
         """
-        self._sync()
         mode = self.log_likelihood
         if mode == "none":
             raise ValueError("this trainer has log_likelihood='none'")
-        if mode == "exact" or (mode == "auto" and exact.can_enumerate(self.model)):
+        if mode == "online":
+            if self.online_state is None:
+                raise ValueError("the online log Z starts with the first fit: call fit first")
+            self._online_update()
+            log_z, stderr, _ = self.online.estimate(self.online_state)
+            return log_z, stderr
+        self._sync()
+        if mode == "exact":
             return float(exact.log_partition(self.model)), 0.0
         key = jax.random.fold_in(self._eval_key, self.step)
         return metric_lib.estimated_log_partition(
@@ -356,25 +462,113 @@ class Trainer:
                 trainer's `log_likelihood` mode is not "none".
 
         Returns:
-            log-likelihood (with `_stderr` when estimated), pseudo-log-
-            likelihood (on at most 1000 vectors), reconstruction error (RBMs).
+            the trainer's `metrics`: log-likelihood (with `_stderr` when
+            estimated), pseudo-log-likelihood (on at most 1000 vectors),
+            reconstruction error (models with hidden units, at most 1000
+            vectors).
         """
-        self._sync()
         logs = {}
         subset = data[:1000]
-        if self.log_likelihood != "none":
+        if self.log_likelihood != "none" and "log_likelihood" in self.metrics:
             log_z, stderr = self.log_partition() if log_z is None else log_z
+            self._sync()
             logs[f"{prefix}_log_likelihood"] = metric_lib.log_likelihood(self.model, data, log_z)
             if stderr > 0:
                 logs[f"{prefix}_log_likelihood_stderr"] = stderr
-        logs[f"{prefix}_pseudo_log_likelihood"] = metric_lib.pseudo_log_likelihood(
-            self.model, subset
-        )
-        if hasattr(self.model, "hidden_logits"):
+        self._sync()
+        if "pseudo_log_likelihood" in self.metrics:
+            logs[f"{prefix}_pseudo_log_likelihood"] = metric_lib.pseudo_log_likelihood(
+                self.model, subset
+            )
+        if "reconstruction_error" in self.metrics:
             logs[f"{prefix}_reconstruction_error"] = metric_lib.reconstruction_error(
                 self.model, subset
             )
         return logs
+
+    # -- online log Z and model selection --------------------------------------
+    def _sweeps_per_step(self, batch_size: int) -> float:
+        """Chain sweeps a training step samples (a count for the online update interval)."""
+        negative = self.negative
+        if isinstance(negative, CD):
+            return batch_size * negative.k
+        if isinstance(negative, PCD):
+            return negative.n_chains * negative.k
+        if isinstance(negative, NRPTNegative):
+            return negative.n_betas * negative.n_ladders * negative.n_rounds * negative.n_explore
+        return float(batch_size)
+
+    def _start_online(self, train: np.ndarray, batch_size: int) -> None:
+        """Start the online log Z's particles at the model as it is (first fit only)."""
+        if self.online is None:
+            return
+        self._online_every = self.online.interval(self._sweeps_per_step(batch_size))
+        if self.online_state is None:
+            self._sync()
+            key = jax.random.fold_in(self._online_key, 0)
+            self.online_state = self.online.init(self.model, key, data=train)
+            self._online_step = self.step
+
+    def _online_update(self) -> None:
+        """Carry the online particles to the current parameters (once per step)."""
+        if self.online_state is None or self._online_step == self.step:
+            return
+        if self._split is None:
+            graphdef, params = nnx.split(self.model)
+        else:  # the model is split with its optimizer while fit runs
+            graphdef, treedef, leaves = self._split
+            graphdef, params = nnx.split(
+                nnx.merge(graphdef, jax.tree.unflatten(treedef, leaves))[0]
+            )
+        key = jax.random.fold_in(jax.random.fold_in(self._online_key, 1), self.step)
+        self.online_state = self.online.update_split(graphdef, params, key, self.online_state)
+        self._online_step = self.step
+
+    def _select(self, has_eval_data: bool) -> bool:
+        """Model selection after an evaluation: keep the best, stop early; True stops."""
+        if self.patience is None and not self.keep_best:
+            return False
+        monitor = self.monitor or evaluation.default_monitor(self.history, has_eval_data)
+        if monitor not in self.history:
+            raise ValueError(
+                f"model selection monitors {monitor!r}, which the evaluations do not log "
+                f"(they log {sorted(self.history)}); set monitor= or the metrics"
+            )
+        best, since = evaluation.selection(self.history, monitor)
+        if self.keep_best and since == 0 and best is not None:
+            self._sync()
+            self._best = (best, jax.tree.map(np.asarray, nnx.state(self.model)))
+            if self.checkpoint_dir is not None:
+                save_model(self.model, os.path.join(self.checkpoint_dir, "best"), overwrite=True)
+        if self.patience is not None and since >= self.patience:
+            self.stopped = True
+        return self.stopped
+
+    def restore_best(self) -> int:
+        """Put the best evaluated parameters (`keep_best=True`) back; returns their epoch.
+
+        Raises:
+            ValueError: the trainer does not keep the best model or has not evaluated.
+        """
+        if not self.keep_best:
+            raise ValueError("restore_best needs Trainer(..., keep_best=True)")
+        self._sync()
+        if self._best is None and self.checkpoint_dir is not None:
+            path = os.path.join(self.checkpoint_dir, "best")
+            if os.path.isdir(path):
+                from .checkpoint import load as load_model
+
+                best_model = load_model(path)
+                self._best = (None, jax.tree.map(np.asarray, nnx.state(best_model)))
+        if self._best is None:
+            raise ValueError("no evaluation has run yet: nothing to restore")
+        nnx.update(self.model, jax.tree.map(jnp.asarray, self._best[1]))
+        monitor_best, _ = evaluation.selection(
+            self.history, self.monitor or evaluation.default_monitor(self.history, True)
+        )
+        epochs = self.history.get("eval_epoch", [])
+        index = self._best[0] if self._best[0] is not None else monitor_best
+        return int(epochs[index]) if index is not None and index < len(epochs) else -1
 
     # -- checkpoints ---------------------------------------------------------
     def _checkpoint_manager(self):
@@ -395,8 +589,23 @@ class Trainer:
             "optimizer": nnx.to_pure_dict(nnx.state(self.optimizer)),
             "negative": self.negative_state,
             "key": jax.random.key_data(self.key),
-            "counters": np.array([self.step, self.epoch, self._epoch_start_step], np.int64),
+            "counters": np.array(
+                [self.step, self.epoch, self._epoch_start_step, self._fit_start, self._online_step],
+                np.int64,
+            ),
+            "online": () if self.online_state is None else _split_base(self.online_state),
         }
+
+    def _online_template(self) -> dict:
+        """Arrays shaped like the online estimator's state, for restoring into."""
+        p, n = self.online.n_particles, n_data_variables(self.model)
+        f32, i32 = np.float32, np.int32
+        return {
+            "v": np.zeros((p, n), np.int8), "log_w": np.zeros(p, f32),
+            "log_w_c": np.zeros(p, f32), "f": np.zeros(p, f32), "banked": f32(0),
+            "banked_c": f32(0), "banked_var": f32(0), "base": np.zeros(2, f32),
+            "n_updates": i32(0), "n_resamples": i32(0),
+        }  # fmt: skip
 
     def save_checkpoint(self) -> None:
         """Write a training checkpoint for the current step (no-op without a folder)."""
@@ -411,6 +620,7 @@ class Trainer:
             "epoch_losses": self._epoch_losses,
             "seed": self.seed,
             "negative": repr(self.negative),
+            "stopped": self.stopped,
         }
         manager.save(
             self.step,
@@ -437,8 +647,11 @@ class Trainer:
             return False
         import orbax.checkpoint as ocp
 
+        template = self._training_state()
+        if self.online is not None and self.online_state is None:
+            template["online"] = self._online_template()
         target = jax.tree.map(
-            lambda a: jax.ShapeDtypeStruct(np.shape(a), np.asarray(a).dtype), self._training_state()
+            lambda a: jax.ShapeDtypeStruct(np.shape(a), np.asarray(a).dtype), template
         )
         try:
             restored = manager.restore(
@@ -460,8 +673,16 @@ class Trainer:
         nnx.update(self.optimizer, opt_state)
         self.negative_state = jax.tree.map(jnp.asarray, state["negative"])
         self.key = jax.random.wrap_key_data(jnp.asarray(state["key"]))
-        self.step, self.epoch, self._epoch_start_step = (int(v) for v in state["counters"])
+        counters = [int(v) for v in state["counters"]]
+        self.step, self.epoch, self._epoch_start_step, self._fit_start, self._online_step = counters
+        if self.online is not None:
+            online = {k: np.asarray(v) for k, v in state["online"].items()}
+            base = np.float64(online.pop("base").astype(np.float64).sum())
+            self.online_state = TrajectoryState(
+                **{k: jnp.asarray(v) for k, v in online.items()}, base=base
+            )
         meta = restored["meta"]
+        self.stopped = bool(meta.get("stopped", False))
         self._epoch_losses = [float(v) for v in meta["epoch_losses"]]
         self.history = {k: list(v) for k, v in meta["history"].items()}
         return True
@@ -480,6 +701,8 @@ class Trainer:
         elif self.step_callbacks:
             n = 1
         every = [getattr(self.negative, "adapt_every", 0)]
+        if self.online_state is not None:
+            every.append(self._online_every)
         if self.checkpoint_dir is not None:
             every.append(self.checkpoint_every)
         for e in every:
@@ -527,8 +750,10 @@ class Trainer:
             train_data, eval_data, epochs, batch_size
         )
         steps_per_epoch = len(train) // batch_size
-        self._start_fit(epochs, resume)
+        if not self._start_fit(epochs, resume):
+            return self.history
         self._place(batch_size)
+        self._start_online(train, batch_size)
         data = self._device_data(train)
         total = max(epochs - self.epoch, 0) * steps_per_epoch - (self.step - self._epoch_start_step)
         bar = _progress(max(epochs - self.epoch, 0) * steps_per_epoch, self.progress, "training")
@@ -537,7 +762,7 @@ class Trainer:
         try:
             while self.epoch < epochs:
                 total = self._train_epoch(data, len(train), batch_size, steps_per_epoch, total, bar)
-                if self._end_epoch(self._epoch_logs(train, evals)):
+                if self._end_epoch(self._epoch_logs(train, evals, epochs), evals is not None):
                     break
             self.save_checkpoint()
         finally:
@@ -555,15 +780,28 @@ class Trainer:
             raise ValueError(f"batch_size {batch_size} exceeds the {len(train)} training vectors")
         return train, evals, epochs, size
 
-    def _start_fit(self, epochs: int, resume: bool) -> None:
-        """Restore the latest checkpoint if resuming, else check that epochs are left to run."""
-        if resume:
-            self.restore_checkpoint()
+    def _start_fit(self, epochs: int, resume: bool) -> bool:
+        """Restore the latest checkpoint if resuming, else check that epochs are left to run.
+
+        Returns False when early stopping has ended this trainer's run.
+        """
+        if resume and self.restore_checkpoint():
+            pass  # the checkpoint holds where the interrupted fit call began
         elif epochs <= self.epoch:
             raise ValueError(
                 f"this trainer has already run {self.epoch} epochs and fit(epochs=...) counts the "
                 f"total: pass epochs > {self.epoch} to train more"
             )
+        else:
+            self._fit_start = self.epoch
+        if self.stopped:
+            warnings.warn(
+                f"early stopping ended this run at epoch {self.epoch} (patience {self.patience}): "
+                "fit does nothing; set trainer.stopped = False to train on",
+                stacklevel=3,
+            )
+            return False
+        return True
 
     def _place(self, batch_size: int) -> None:
         """Resolve the placement at the first fit and put the training state on it."""
@@ -596,26 +834,33 @@ class Trainer:
             self._at_boundary(last)
         return total
 
-    def _epoch_logs(self, train, evals) -> dict:
+    def _epoch_logs(self, train, evals, epochs: int) -> dict:
         """The finished epoch's mean loss and, when due, its evaluation metrics."""
         logs = {"loss": float(np.mean(self._epoch_losses)) if self._epoch_losses else math.nan}
         if self.callbacks:
             self._sync()
-        if self.eval_every and (self.epoch + 1) % self.eval_every == 0:
-            log_z = None if self.log_likelihood == "none" else self.log_partition()
+        if evaluation.due(self.eval_every, self.epoch + 1, self._fit_start, epochs):
+            logs["eval_epoch"] = self.epoch + 1
+            log_z = None
+            if self.log_likelihood != "none" and "log_likelihood" in self.metrics:
+                log_z = self.log_partition()
+                if self.online is not None:
+                    logs["log_z"], logs["log_z_stderr"] = log_z
+                    logs["log_z_ess"] = self.online.estimate(self.online_state)[2]
             logs.update(self.evaluate(train, "train", log_z))
             if evals is not None:
                 logs.update(self.evaluate(evals, "eval", log_z))
         return logs
 
-    def _end_epoch(self, logs: dict) -> bool:
-        """Log the epoch, start the next one and run the callbacks; True when one stops."""
+    def _end_epoch(self, logs: dict, has_eval_data: bool) -> bool:
+        """Log the epoch, select, start the next one, run the callbacks; True stops."""
         for name, value in logs.items():
             self._log(name, value)
+        stop = "eval_epoch" in logs and self._select(has_eval_data)
         self.epoch += 1
         self._epoch_start_step = self.step
         self._epoch_losses = []
-        return any(cb(self, self.epoch, logs) for cb in self.callbacks)
+        return any([cb(self, self.epoch, logs) for cb in self.callbacks]) or stop
 
     def _run_chunk(self, data, order, losses, batch_size: int, start: int, n: int):
         """Run `n` steps from step `start` of the epoch in one compiled call.
@@ -632,8 +877,8 @@ class Trainer:
             self._split = (graphdef, *jax.tree.flatten(state)[::-1])
         graphdef, treedef, leaves = self._split
         leaves, self.negative_state, losses, ran, finite = _train_chunk(
-            graphdef, treedef, self.negative, self.placement.chain_sharding, batch_size, leaves,
-            self.negative_state, self.key, data, order, losses,
+            graphdef, treedef, self.negative, self.placement.chain_sharding, batch_size,
+            self.centered, leaves, self.negative_state, self.key, data, order, losses,
             np.int32(self.step), np.int32(start), np.int32(n),
         )  # fmt: skip
         self._split = (graphdef, treedef, leaves)
@@ -663,6 +908,8 @@ class Trainer:
         adapt_every = getattr(self.negative, "adapt_every", 0)
         if adapt_every and self.step % adapt_every == 0:
             self.negative_state = self.negative.adapt(self.negative_state)
+        if self.online_state is not None and self.step % self._online_every == 0:
+            self._online_update()
         if self.step % self.checkpoint_every == 0:
             self.save_checkpoint()
         if self.step_callbacks:
