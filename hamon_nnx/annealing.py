@@ -21,9 +21,16 @@ calibration over many seeds against exact log Z.
 A plain `hn.RBM` is annealed on its smaller layer with the other summed out
 (`RBM.marginal()`, same Z), a `CategoricalRBM` on its hidden layer
 (`CategoricalRBM.marginal()`). On the joint (v, h) path (`collapse=False`)
-block Gibbs moves the runs and a run's weight sums the hidden layer out at
-each beta (Salakhutdinov and Murray 2008); `reference` may be fitted to data
-(their base-rate model).
+block Gibbs moves the runs (h given v, then v given h, both at the new beta)
+and a run's weight sums the hidden layer out at each beta (Salakhutdinov and
+Murray 2008); `reference` may be fitted to data (their base-rate model).
+
+A log-weight is a sum of a grid's worth of float32 steps that grows to
+log Z - log Z_ref (about 1360 for a 784 x 100 RBM): each chunk of the grid
+sums its steps with a compensated (Neumaier) float32 sum and the chunks add
+up in float64, so rounding stays near 1e-6 instead of 1e-3.
+`anneal_particles` returns the runs' final states with their log-weights,
+a weighted sample of the model (joint (v, h) states for an RBM).
 """
 
 from __future__ import annotations
@@ -178,11 +185,23 @@ def _hidden_summed_increment(model, x, reference, beta_from, beta_to):
     ref_v = ref_lib.energy(no_hidden, model.blocks, reference)
     a = model.hidden_logits(v)
     vis = -model.free_energy(v) - jnp.sum(jax.nn.softplus(a), axis=-1)
+    z = (1 - beta_from) * reference[1] + beta_from * a
+    hidden = _softplus_change(z, (beta_to - beta_from) * (a - reference[1]))
+    return (beta_to - beta_from) * (ref_v + vis) + jnp.sum(hidden, axis=-1)
 
-    def hidden(beta):
-        return jnp.sum(jax.nn.softplus((1 - beta) * reference[1] + beta * a), axis=-1)
 
-    return (beta_to - beta_from) * (ref_v + vis) + hidden(beta_to) - hidden(beta_from)
+def _softplus_change(z, d):
+    """softplus(z + d) - softplus(z), to float32 precision of the change itself.
+
+    The difference of the two softplus sums of a large hidden layer (about
+    1e3 for a 784 x 100 RBM) loses a float32 ulp of the sum (1e-4) at every
+    grid step, whatever the step's size; log1p(sigmoid(z) expm1(d)) is the
+    same number with an error relative to d. Past |d| = 1 (coarse grids) the
+    plain difference is as good and expm1 cannot overflow.
+    """
+    small = jnp.clip(d, -1.0, 1.0)
+    change = jnp.log1p(jax.nn.sigmoid(z) * jnp.expm1(small))
+    return jnp.where(jnp.abs(d) < 1.0, change, jax.nn.softplus(z + d) - jax.nn.softplus(z))
 
 
 def _weight_increment(model, x, reference, beta_from, beta_to, rao_blackwell: bool):
@@ -192,55 +211,111 @@ def _weight_increment(model, x, reference, beta_from, beta_to, rao_blackwell: bo
     return -(beta_to - beta_from) * tempering.path_energy(model, x, reference)
 
 
+def _hidden_first_sweeps(key, x, model, beta, n_sweeps, reference):
+    """Block Gibbs sweeps of an RBM's joint path drawing h | v, then v | h.
+
+    With the hidden layer summed out of the weights, a step's move on v must
+    leave pi_beta(v) invariant: h from p_beta(h | v), then v from
+    p_beta(v | h). The model's own order (v, then h) draws v given an h drawn
+    at the previous beta, a move that does not, and E[w] is then not
+    Z / Z_ref (a 4 x 3 RBM with weights of scale 3: log Z off by -0.41 with
+    10 betas, -0.045 with 100; enumeration of the runs' law agrees). The
+    runs end on v drawn given h at beta = 1: joint (v, h) draws.
+    """
+
+    def one_sweep(s, x):
+        sweep_key = jax.random.fold_in(key, s)
+        for b in (1, 0):
+            block = model.blocks[b]
+            logits = jax.vmap(lambda xc, b=b: model.block_logits(xc, b))(x)
+            ref = None if reference is None else reference[b]
+            new = gibbs.sample_block(jax.random.fold_in(sweep_key, b), logits, block, beta, ref)
+            x = lax.dynamic_update_slice(x, new, (0, block.start))
+        return x
+
+    return lax.fori_loop(0, n_sweeps, one_sweep, x)
+
+
+def _compensated_add(total, compensation, term):
+    """total + term in float32, the rounding error kept in `compensation` (Neumaier).
+
+    A log-weight grows to log Z - log Z_ref (about 1360 for a 784 x 100 RBM,
+    where a float32 ulp is 1.2e-4) by a thousand small steps: plain float32
+    sums lose about 1e-3 nats; total + compensation keeps the sum of the
+    terms to about 1e-7 relative.
+    """
+    s = total + term
+    lost = jnp.where(jnp.abs(total) >= jnp.abs(term), (total - s) + term, (term - s) + total)
+    return s, compensation + lost
+
+
 @functools.partial(
     jax.jit, static_argnames=("graphdef", "n_sweeps", "rao_blackwell", "uniform_reference")
 )
 def _anneal_chunk(
-    graphdef, params, key, x, log_w, betas, offset, count, reference, *, n_sweeps, rao_blackwell,
+    graphdef, params, key, x, betas, offset, count, reference, *, n_sweeps, rao_blackwell,
     uniform_reference=False,
 ):  # fmt: skip
     """Grid steps k = offset .. offset + count - 1 (betas[i] = grid[offset - 1 + i]).
 
     Step k adds log pi*_(beta_k)(x) - log pi*_(beta_(k-1))(x) to the
-    log-weights (-(beta_k - beta_(k-1)) V(x); with `rao_blackwell` the
-    hidden layer summed out), then sweeps at beta_k with keys
+    chunk's log-weights (-(beta_k - beta_(k-1)) V(x); with `rao_blackwell`
+    the hidden layer summed out), then sweeps at beta_k with keys
     `fold_in(fold_in(key, k), s)`: the same draws for any chunking of the grid.
+
+    Returns:
+        (x, total, compensation): the chunk's log-weight gain is
+        total + compensation (compensated float32 sum; add them in float64).
     """
     model = nnx.merge(graphdef, params)
     n_runs = x.shape[0]
 
     def step(i, carry):
-        x, log_w = carry
+        x, total, compensation = carry
         k = offset + i
-        log_w = log_w + _weight_increment(
-            model, x, reference, betas[i], betas[i + 1], rao_blackwell
-        )
+        gain = _weight_increment(model, x, reference, betas[i], betas[i + 1], rao_blackwell)
+        total, compensation = _compensated_add(total, compensation, gain)
         beta = jnp.full((n_runs,), betas[i + 1], jnp.float32)
 
         # the uniform reference adds nothing to the logits: sweep without it
         # (a multispin kernel then applies; `core.gibbs.multispin_kernel`)
         path = None if uniform_reference else reference
-        x = gibbs.sweeps(jax.random.fold_in(key, k), x, model, beta, 0, n_sweeps, None, path)
-        return x, log_w
+        if rao_blackwell:
+            x = _hidden_first_sweeps(jax.random.fold_in(key, k), x, model, beta, n_sweeps, path)
+        else:
+            x = gibbs.sweeps(jax.random.fold_in(key, k), x, model, beta, 0, n_sweeps, None, path)
+        return x, total, compensation
 
-    return lax.fori_loop(0, count, step, (x, log_w))
+    zeros = jnp.zeros((n_runs,), jnp.float32)
+    return lax.fori_loop(0, count, step, (x, zeros, zeros))
 
 
 def _anneal(graphdef, params, key, grid, reference, n_runs, n_sweeps, rao_blackwell, uniform=False):
-    """(M,) log-weights without log Z_ref: the runs annealed along `grid`, in chunks."""
+    """The runs annealed along `grid`, in chunks.
+
+    Returns:
+        (x, log_w, completion_key): final internal-order states (M, n) on the
+        device, float64 (M,) log-weights without log Z_ref (each chunk's
+        compensated float32 sum, the chunks added in float64), and a key
+        no step of the grid used (`fold_in(run_key, len(grid))`).
+    """
     start_key, run_key = jax.random.split(key)
     x = _start(graphdef, params, start_key, reference, n_runs=n_runs)
-    log_w = jnp.zeros((n_runs,), jnp.float32)
+    gains = []  # the device's chunk sums, read once at the end: dispatch stays asynchronous
     for offset in range(1, len(grid), _CHUNK):
         part = grid[offset - 1 : offset + _CHUNK]
         count = len(part) - 1
         betas = np.pad(part, (0, _CHUNK + 1 - len(part)), constant_values=1.0).astype(np.float32)
-        x, log_w = _anneal_chunk(
-            graphdef, params, run_key, x, log_w, jnp.asarray(betas), jnp.int32(offset),
+        x, total, compensation = _anneal_chunk(
+            graphdef, params, run_key, x, jnp.asarray(betas), jnp.int32(offset),
             jnp.int32(count), reference, n_sweeps=n_sweeps, rao_blackwell=rao_blackwell,
             uniform_reference=uniform,
         )  # fmt: skip
-    return log_w
+        gains += [total, compensation]
+    log_w = np.zeros(n_runs, np.float64)
+    for gain in gains:
+        log_w += np.asarray(gain, np.float64)
+    return x, log_w, jax.random.fold_in(run_key, len(grid))
 
 
 def ais(
@@ -277,8 +352,8 @@ def ais(
             same Z); False anneals the joint (v, h)
             by block Gibbs, two matrix products a step. On the joint path of
             an RBM or a `CategoricalRBM` the weights sum the hidden layer out
-            (Rao-Blackwellized, Salakhutdinov and Murray's estimator: the
-            same runs, lower variance). Trained RBMs often cross a sharp
+            (Rao-Blackwellized, Salakhutdinov and Murray's estimator: block
+            Gibbs draws h given v, then v given h, lower variance). Trained RBMs often cross a sharp
             transition on the joint path that block Gibbs cannot follow (a
             784 x 20 Fashion-MNIST RBM: log Z off by -57 with ESS 5 where
             the collapsed path is within 0.08 with ESS 101): watch `ess`.
@@ -294,28 +369,110 @@ def ais(
         >>> bool(abs(est.log_z - hn.exact.log_partition(m)) < 5 * est.stderr + 0.01)
         True
     """
+    _, _, log_w, _, grid, _ = _anneal_runs(
+        model, key, n_runs, n_betas, betas, n_sweeps, reference, collapse, device
+    )
+    return _summary(log_w, len(grid))
+
+
+class AnnealedParticles(NamedTuple):
+    """What `anneal_particles` returns.
+
+    Attributes:
+        x: (M, n) int8 final states of the runs, natural order of the model
+            passed (an RBM annealed on one layer: joint (v, h) states, the
+            summed-out layer drawn from its exact conditional).
+        log_weights: (M,) float64 log-weights, log Z_ref included, the same
+            numbers as `AISResult.log_weights`: log-mean-exp is log Z, and
+            softmax(log_weights) are the particles' self-normalized weights.
+        log_z_ref: log Z of the product reference (already in log_weights).
+    """
+
+    x: jax.Array
+    log_weights: np.ndarray
+    log_z_ref: float
+
+
+def anneal_particles(
+    model: EnergyModel,
+    key: jax.Array,
+    n_runs: int = 256,
+    n_betas: int | None = None,
+    *,
+    betas=None,
+    n_sweeps: int = 1,
+    reference="uniform",
+    collapse: bool | None = None,
+    device="auto",
+) -> AnnealedParticles:
+    """The AIS runs themselves: final states and log-weights, a weighted sample of the model.
+
+    The runs of `hn.ais` with the same arguments (the same draws and
+    log-weights; ais is this without the states): (x_m, w_m) is a properly
+    weighted sample of the model, sum_m w_m f(x_m) / sum_m w_m -> E[f(x)]
+    as M grows. When the annealed model is an RBM's marginal
+    (`collapse`, the default for a plain `hn.RBM` or `CategoricalRBM`),
+    each final state of the kept layer is completed by an exact draw of
+    the summed-out layer given it, which keeps the weights proper for the
+    joint (v, h).
+
+    Args:
+        model: any hamon-nnx model.
+        key: PRNG key.
+        n_runs: independent annealing runs M.
+        n_betas, betas, n_sweeps, reference, collapse, device: as `hn.ais`.
+
+    Returns:
+        AnnealedParticles (x (M, n) int8 natural order of `model`,
+        log_weights (M,) float64 with log Z_ref included, log_z_ref).
+
+    Example:
+        >>> import jax, numpy as np, hamon_nnx as hn
+        >>> rbm = hn.RBM.from_params(np.random.default_rng(0).normal(size=(6, 3)))
+        >>> x, log_w, log_z_ref = hn.annealing.anneal_particles(rbm, jax.random.key(0), 64, 100)
+        >>> x.shape, x.dtype, log_w.shape
+        ((64, 9), dtype('int8'), (64,))
+    """
+    annealed, x, log_w, log_z_ref, _, completion_key = _anneal_runs(
+        model, key, n_runs, n_betas, betas, n_sweeps, reference, collapse, device
+    )
+    if annealed is model:
+        x = model.to_natural(x)
+    else:  # the RBM's kept layer (one block per unit: internal order is natural)
+        x = annealed.complete(completion_key, x)
+    return AnnealedParticles(x, log_w, log_z_ref)
+
+
+def _anneal_runs(model, key, n_runs, n_betas, betas, n_sweeps, reference, collapse, device):
+    """Checked arguments, then the annealing of `ais` and `anneal_particles`.
+
+    Returns:
+        (annealed model, internal-order final states (M, n'), float64
+        log-weights with log Z_ref, log Z_ref, grid, a key the runs did
+        not use) where the annealed model is `model` or its RBM marginal.
+    """
     if not isinstance(model, EnergyModel):
         raise TypeError(f"model must be a hamon-nnx EnergyModel, got {type(model).__name__}")
     key = _check_key(key)
     n_runs = _check_count("n_runs", n_runs, 2)
     n_sweeps = _check_count("n_sweeps", n_sweeps, 1)
     grid = _check_betas(betas, n_betas)
-    model = _collapsed(model, None, collapse)
-    check_params_finite(model)
-    rao_blackwell = _rbm_like(model)
+    annealed = _collapsed(model, None, collapse)
+    check_params_finite(annealed)
+    rao_blackwell = _rbm_like(annealed)
     uniform = isinstance(reference, str) and reference == "uniform"
-    reference = _resolve_reference(model, reference)
-    log_z_ref = ref_lib.log_partition(model.blocks, reference)
-    place = device_lib.resolve(device, n_chains=n_runs, n_variables=model.n_variables)
-    graphdef, params = nnx.split(model)
+    reference = _resolve_reference(annealed, reference)
+    log_z_ref = ref_lib.log_partition(annealed.blocks, reference)
+    place = device_lib.resolve(device, n_chains=n_runs, n_variables=annealed.n_variables)
+    graphdef, params = nnx.split(annealed)
     params, key, reference = place.replicate((params, key, reference))
-    log_w = _anneal(
+    x, log_w, completion_key = _anneal(
         graphdef, params, key, grid, reference, n_runs, n_sweeps, rao_blackwell, uniform
     )
-    log_w = np.asarray(log_w, np.float64) + log_z_ref
+    log_w = log_w + log_z_ref
     if not np.all(np.isfinite(log_w)):
         raise ValueError("AIS log-weights are not finite: the model's energy overflowed")
-    return _summary(log_w, len(grid))
+    return annealed, x, log_w, log_z_ref, grid, completion_key
 
 
 def _summary(log_w: np.ndarray, n_betas: int) -> AISResult:

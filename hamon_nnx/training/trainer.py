@@ -341,6 +341,7 @@ class Trainer:
         self.epoch = 0
         self._epoch_start_step = 0
         self._fit_start = 0  # epochs done when the current fit call began
+        self._eval_period = 1.0  # evaluation budget in steps, set by each fit
         self._epoch_losses: list[float] = []
         self.negative_state = self.negative.init(model, init_key)
         self.history: dict[str, list[float]] = {}
@@ -497,6 +498,29 @@ class Trainer:
         if isinstance(negative, NRPTNegative):
             return negative.n_betas * negative.n_ladders * negative.n_rounds * negative.n_explore
         return float(batch_size)
+
+    def _step_work(self, batch_size: int) -> float:
+        """A training step's work in free energies: batch and gradient, 3 per chain sweep."""
+        return 2.0 * batch_size + 3.0 * self._sweeps_per_step(batch_size)
+
+    def _evaluation_work(self, n_train: int, n_eval: int) -> float:
+        """One evaluation's work in free energies (see `training.evaluation`)."""
+        work = 0.0
+        if "log_likelihood" in self.metrics and self.log_likelihood != "none":
+            work += n_train + n_eval
+            if self.log_likelihood == "exact":
+                work += exact.enumeration_size(self.model)
+            elif self.log_likelihood == "online":
+                work += self.online.n_particles * (2 * self.online.n_sweeps + 3)
+            elif self.log_likelihood == "estimate":  # tuning and sampling a ladder of ~16
+                work += 16 * 3 * (self.estimate_samples + 4 * 256)
+        subsets = min(n_train, 1000) + min(n_eval, 1000)
+        if "pseudo_log_likelihood" in self.metrics:
+            n_values = max(len(d) for d in self.model.variable_values())
+            work += subsets * n_data_variables(self.model) * n_values
+        if "reconstruction_error" in self.metrics:
+            work += 2 * subsets
+        return work
 
     def _start_online(self, train: np.ndarray, batch_size: int) -> None:
         """Start the online log Z's particles at the model as it is (first fit only)."""
@@ -754,6 +778,10 @@ class Trainer:
             return self.history
         self._place(batch_size)
         self._start_online(train, batch_size)
+        self._eval_period = evaluation.period_in_steps(
+            self._evaluation_work(len(train), 0 if evals is None else len(evals)),
+            self._step_work(batch_size),
+        )
         data = self._device_data(train)
         total = max(epochs - self.epoch, 0) * steps_per_epoch - (self.step - self._epoch_start_step)
         bar = _progress(max(epochs - self.epoch, 0) * steps_per_epoch, self.progress, "training")
@@ -839,7 +867,10 @@ class Trainer:
         logs = {"loss": float(np.mean(self._epoch_losses)) if self._epoch_losses else math.nan}
         if self.callbacks:
             self._sync()
-        if evaluation.due(self.eval_every, self.epoch + 1, self._fit_start, epochs):
+        steps = (self._epoch_start_step, self.step)
+        if evaluation.due(
+            self.eval_every, self.epoch + 1, self._fit_start, epochs, steps, self._eval_period
+        ):
             logs["eval_epoch"] = self.epoch + 1
             log_z = None
             if self.log_likelihood != "none" and "log_likelihood" in self.metrics:
