@@ -174,13 +174,12 @@ def place_training(
 
 
 def _split_base(state: TrajectoryState) -> dict:
-    """The online state as a dict with its float64 `base` as a float32 (high, low) pair.
+    """The online state as a dict with its float64 `base` as its two uint32 halves.
 
-    Checkpoints restore arrays through JAX, which keeps float32 unless x64 is on.
+    Checkpoints restore arrays through JAX, which has no 64-bit types unless
+    x64 is on; the bits travel exactly.
     """
-    high = np.float32(state.base)
-    low = np.float32(np.float64(state.base) - np.float64(high))
-    return {**state._asdict(), "base": np.array([high, low], np.float32)}
+    return {**state._asdict(), "base": np.array([state.base], np.float64).view(np.uint32)}
 
 
 LOG_LIKELIHOOD_MODES = ("auto", "exact", "online", "estimate", "none")
@@ -387,10 +386,12 @@ class Trainer:
         self.metrics = tuple(metrics)
         if online is not None and not isinstance(online, TrajectoryAIS):
             raise TypeError(f"online must be a TrajectoryAIS, got {type(online).__name__}")
+        self._asked_online = self.log_likelihood == "online"
         if self.log_likelihood == "auto":
             self.log_likelihood = "exact" if small else "online"
         self.online = None
-        if self.log_likelihood == "online" and "log_likelihood" in self.metrics:
+        wanted = online is not None or self.eval_every != 0 or self._asked_online
+        if self.log_likelihood == "online" and "log_likelihood" in self.metrics and wanted:
             self.online = TrajectoryAIS() if online is None else online
         self.online_state = None
         self._online_step = -1  # the training step of the last online update
@@ -440,6 +441,11 @@ class Trainer:
         if mode == "none":
             raise ValueError("this trainer has log_likelihood='none'")
         if mode == "online":
+            if self.online is None:
+                raise ValueError(
+                    "this trainer carries no online log Z (eval_every=0 with log_likelihood="
+                    "'auto' skips it): pass log_likelihood='online' or 'estimate'"
+                )
             if self.online_state is None:
                 raise ValueError("the online log Z starts with the first fit: call fit first")
             self._online_update()
@@ -627,7 +633,7 @@ class Trainer:
         return {
             "v": np.zeros((p, n), np.int8), "log_w": np.zeros(p, f32),
             "log_w_c": np.zeros(p, f32), "f": np.zeros(p, f32), "banked": f32(0),
-            "banked_c": f32(0), "banked_var": f32(0), "base": np.zeros(2, f32),
+            "banked_c": f32(0), "banked_var": f32(0), "base": np.zeros(2, np.uint32),
             "n_updates": i32(0), "n_resamples": i32(0),
         }  # fmt: skip
 
@@ -701,7 +707,7 @@ class Trainer:
         self.step, self.epoch, self._epoch_start_step, self._fit_start, self._online_step = counters
         if self.online is not None:
             online = {k: np.asarray(v) for k, v in state["online"].items()}
-            base = np.float64(online.pop("base").astype(np.float64).sum())
+            base = online.pop("base").astype(np.uint32).view(np.float64)[0]
             self.online_state = TrajectoryState(
                 **{k: jnp.asarray(v) for k, v in online.items()}, base=base
             )
