@@ -516,7 +516,7 @@ class Trainer:
             work += n_train + n_eval
             if self.log_likelihood == "exact":
                 work += exact.enumeration_size(self.model)
-            elif self.log_likelihood == "online":
+            elif self.log_likelihood == "online" and self.online is not None:
                 work += self.online.n_particles * (2 * self.online.n_sweeps + 3)
             elif self.log_likelihood == "estimate":  # tuning and sampling a ladder of ~16
                 work += 16 * 3 * (self.estimate_samples + 4 * 256)
