@@ -190,8 +190,10 @@ class TrajectoryAIS(_Settings):
         from ..annealing import anneal_particles
 
         reference = "uniform" if data is None else np.asarray(data)[:10000]
+        # the joint path (two matrix products a beta for an RBM), not the collapsed
+        # layer's site-by-site sweeps: the model at the first step is weakly coupled
         x, log_w, _ = anneal_particles(
-            model, key, self.n_particles, self.n_betas, reference=reference
+            model, key, self.n_particles, self.n_betas, reference=reference, collapse=False
         )
         log_w = np.asarray(log_w, np.float64)  # log Z_ref included
         top = float(log_w.max())
