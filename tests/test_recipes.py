@@ -88,7 +88,12 @@ def test_centered_rbm_step_is_a_step_of_the_centered_model(seed):
     W, b, c = rbm.W[...], rbm.visible_bias[...], rbm.hidden_bias[...]
     eta = 0.5
     want = centered_step(W, b, c, jnp.float32(data), jnp.float32(negatives), eta)
-    got = (W - eta * grads["W"], b - eta * grads["visible_bias"], c - eta * grads["hidden_bias"])
+    offsets = rbm.centering_offsets(data)  # of the model before the step
+    rbm.W[...] = W - eta * grads["W"]
+    rbm.visible_bias[...] = b - eta * grads["visible_bias"]
+    rbm.hidden_bias[...] = c - eta * grads["hidden_bias"]
+    rbm.uncenter(W, offsets)
+    got = (rbm.W[...], rbm.visible_bias[...], rbm.hidden_bias[...])
     for name, x, y in zip(("W", "visible_bias", "hidden_bias"), got, want, strict=True):
         np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-5, err_msg=name)
 
@@ -107,11 +112,13 @@ def test_centered_categorical_rbm_step_is_a_step_of_the_centered_model():
     c = model.hidden_bias[...]
     eta = 0.5
     want = centered_step(W, b, c, model.onehot(data), model.onehot(negatives), eta)
-    got = (
-        W - eta * grads["W"].reshape(nv * q, nh),
-        b - eta * grads["visible_bias"].reshape(nv * q),
-        c - eta * grads["hidden_bias"],
-    )
+    W0, offsets = model.W[...], model.centering_offsets(data)
+    model.W[...] = W0 - eta * grads["W"]
+    model.visible_bias[...] = model.visible_bias[...] - eta * grads["visible_bias"]
+    model.hidden_bias[...] = c - eta * grads["hidden_bias"]
+    model.uncenter(W0, offsets)
+    W1, b1 = model._flat()
+    got = (W1, b1, model.hidden_bias[...])
     for name, x, y in zip(("W", "visible_bias", "hidden_bias"), got, want, strict=True):
         np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-5, err_msg=name)
 

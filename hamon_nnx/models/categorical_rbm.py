@@ -23,7 +23,7 @@ from flax import nnx
 from ..core import random
 from ..core.layout import check_states
 from .base import BINARY, CATEGORICAL, KINDS, Block, EnergyModel, check_finite
-from .rbm import RBMMarginal, _centered
+from .rbm import RBMMarginal, _centered, _uncenter
 
 
 def _check_size(name: str, value, low: int, high: int | None = None) -> int:
@@ -243,6 +243,20 @@ class CategoricalRBM(EnergyModel):
         v, h = self.split(x)
         return self.visible_logits(h) if b == 0 else self.hidden_logits(v)
 
+    def centering_offsets(self, data):
+        """The offsets (mu, lam) of a centered step: the batch's <onehot(v)> and <p(h | v)>."""
+        o = self.onehot(data)
+        W, _ = self._flat()
+        return jnp.mean(o, axis=0), jnp.mean(jax.nn.sigmoid(o @ W + self.hidden_bias[...]), axis=0)
+
+    def uncenter(self, W_before, offsets) -> None:
+        """Map an optimizer step taken in centered coordinates back (see `hn.RBM.uncenter`)."""
+        nq = self.n_visible * self.q
+        dW = (self.W[...] - W_before).reshape(nq, self.n_hidden)
+        db, dc = _uncenter(dW, *offsets)
+        self.visible_bias[...] = self.visible_bias[...] + db.reshape(self.n_visible, self.q)
+        self.hidden_bias[...] = self.hidden_bias[...] + dc
+
     def marginal(self) -> CategoricalRBMMarginal:
         """The hidden layer with the visible one summed out (a copy of the
         parameters): same Z, the collapsed model `hn.autotune` and `hn.ais`
@@ -258,16 +272,16 @@ class CategoricalRBM(EnergyModel):
         db = <o>_model - <o>_data, dc = <p>_model - <p>_data; the numbers of
         autodiff through `free_energy` (the Trainer uses it when present).
 
-        `centered=True` gives the centered gradient of Melchior, Fischer and
-        Wiskott (2016) with the one-hot vectors o as the visible units:
-        offsets mu = <o>_data (the batch's per-site state frequencies) and
-        lam = <p>_data, the same algebra as `hn.RBM.contrastive_gradient`
-        (the stateless batch-offset variant; see there).
+        `centered=True` gives the gradient in the centered coordinates of
+        Melchior, Fischer and Wiskott (2016) with the one-hot vectors o as the
+        visible units: offsets mu = <o>_data (the batch's per-site state
+        frequencies) and lam = <p>_data (`centering_offsets`), the algebra of
+        `hn.RBM.contrastive_gradient`; `uncenter` maps a step back.
 
         Args:
             data: (B, n_visible) vectors.
             negatives: (M, n_visible) model samples.
-            centered: return the centered gradient instead.
+            centered: return the gradient in the centered coordinates.
 
         Returns:
             (loss, grads) with grads shaped like `nnx.state(self, nnx.Param)`,

@@ -27,24 +27,29 @@ def _softplus_sum(z, p):
 
 
 def _centered(gW, gb, gc, mu, lam):
-    """A centered gradient (Melchior et al. 2016), mapped back to E = -v^T W h - b^T v - c^T h.
+    """The loss gradient in the centered coordinates of Melchior et al. (2016).
 
     With offsets mu (visible) and lam (hidden) the energy
     E = -(v - mu)^T W (h - lam) - b'^T (v - mu) - c'^T (h - lam) is the same
-    model with b = b' - W lam and c = c' - W^T mu. Its loss gradient in
-    (W, b', c') is G_W' = G_W - G_b lam^T - mu G_c^T (moments of v - mu and
-    h - lam), G_b, G_c; a step there, mapped back with the offsets held,
-    moves b by -eta (G_b - G_W' lam) and c by -eta (G_c - G_W'^T mu).
+    model as E = -v^T W h - b^T v - c^T h with b = b' - W lam and
+    c = c' - W^T mu. In the coordinates (W, b', c') the loss gradient is
+    G_W' = G_W - G_b lam^T - mu G_c^T (moments of v - mu and h - lam), G_b,
+    G_c. An optimizer steps in those coordinates; `_uncenter` maps the step
+    back (b moves by its own step minus dW lam, c by its own minus dW^T mu).
 
     Args:
         gW, gb, gc: the plain loss gradient, (n, m), (n,), (m,).
         mu, lam: the visible and hidden offsets, (n,) and (m,).
 
     Returns:
-        (G_W', G_b - G_W' lam, G_c - G_W'^T mu).
+        (G_W', G_b, G_c).
     """
-    gW = gW - jnp.outer(gb, lam) - jnp.outer(mu, gc)
-    return gW, gb - gW @ lam, gc - gW.T @ mu
+    return gW - jnp.outer(gb, lam) - jnp.outer(mu, gc), gb, gc
+
+
+def _uncenter(dW, mu, lam):
+    """The bias shifts (-dW lam, -dW^T mu) that map a centered step back to (W, b, c)."""
+    return -dW @ lam, -dW.T @ mu
 
 
 class RBM(EnergyModel):
@@ -169,29 +174,28 @@ class RBM(EnergyModel):
         uses it when present). A subclass that changes the energy gets None
         and is differentiated automatically.
 
-        `centered=True` gives the centered gradient of Melchior, Fischer and
-        Wiskott (2016, "How to center deep Boltzmann machines", JMLR 17):
-        the gradient step of the same model written as
+        `centered=True` gives the gradient in the centered coordinates of
+        Melchior, Fischer and Wiskott (2016, "How to center deep Boltzmann
+        machines", JMLR 17): the same model written as
         E = -(v - mu)^T W (h - lam) - b'^T (v - mu) - c'^T (h - lam), with
-        offsets mu = <v>_data and lam = <p(h|v)>_data of this batch, mapped
-        back to (W, b, c) (b = b' - W lam, c = c' - W^T mu):
+        offsets (mu, lam) = `centering_offsets(data)` (the batch's <v> and
+        <p(h|v)>), has the loss gradient
 
-            dW' = dW - db lam^T - mu dc^T      (moments of v - mu and h - lam)
-            db' = db - dW' lam,  dc' = dc - dW'^T mu
+            dW' = dW - db lam^T - mu dc^T,   db' = db,   dc' = dc
 
-        This is the stateless variant: the offsets are the current batch's
-        means, not the paper's running averages, so nothing is carried from
-        step to step. The centered gradient does not change when units are
-        flipped (0 <-> 1) and is better conditioned (Melchior et al.), which
-        matters most when the data means are far from 1/2 (e.g. 784-pixel
-        images with a dark background). With plain SGD a step is exactly
-        the centered model's step; adaptive optimizers (adam) precondition
-        it in (W, b, c). The loss is the same number either way.
+        in (W, b', c'). The optimizer steps in those coordinates and
+        `uncenter` maps the step back to (W, b, c) (the Trainer does both
+        with `Trainer(centered=True)`), so adam's per-parameter scaling acts
+        on the centered parameters, as the paper's method requires. This is
+        the stateless variant: the offsets are the current batch's means,
+        not running averages. Centering leaves the fixed points and the loss
+        unchanged and conditions the steps, most where the data means are
+        far from 1/2 (784-pixel images with a dark background).
 
         Args:
             data: (B, n_visible) vectors.
             negatives: (M, n_visible) model samples.
-            centered: return the centered gradient (above) instead.
+            centered: return the gradient in the centered coordinates (above).
 
         Returns:
             (loss, grads) with grads shaped like `nnx.state(self, nnx.Param)`,
@@ -227,6 +231,24 @@ class RBM(EnergyModel):
         grads = nnx.state(self, nnx.Param)
         nnx.replace_by_pure_dict(grads, {"W": gW, "visible_bias": gb, "hidden_bias": gc})
         return loss, grads
+
+    def centering_offsets(self, data):
+        """The offsets (mu, lam) of a centered step: the batch's <v> and <p(h | v)>."""
+        v = jnp.asarray(data).astype(jnp.float32)
+        return jnp.mean(v, axis=0), jnp.mean(
+            jax.nn.sigmoid(v @ self.W[...] + self.hidden_bias[...]), axis=0
+        )
+
+    def uncenter(self, W_before, offsets) -> None:
+        """Map an optimizer step taken in centered coordinates back to (W, b, c).
+
+        Args:
+            W_before: W before the step (the step moved it by W - W_before).
+            offsets: the (mu, lam) the centered gradient used.
+        """
+        db, dc = _uncenter(self.W[...] - W_before, *offsets)
+        self.visible_bias[...] = self.visible_bias[...] + db
+        self.hidden_bias[...] = self.hidden_bias[...] + dc
 
     def marginal(self, keep: str | None = None) -> RBMMarginal:
         """One layer with the other summed out (a copy of the parameters):

@@ -58,8 +58,12 @@ def _one_step(graphdef, negative, chain_sharding, centered, state, negative_stat
     # device, so sharded training gives the same parameters bit for bit
     negatives, batch = device_lib.replicate_within((negatives, batch), chain_sharding)
     loss, grads = _loss_and_gradient(model, negative, batch, negatives, centered)
+    if centered:  # the optimizer steps in centered coordinates; map its step back
+        offsets, W_before = model.centering_offsets(batch), model.W[...]
     with jax.numpy_dtype_promotion("standard"):  # optax mixes int counters and floats
         optimizer.update(model, grads)
+    if centered:
+        model.uncenter(W_before, offsets)
     finite = jnp.isfinite(loss)
     for leaf in jax.tree.leaves(nnx.state(model, nnx.Param)):
         # one max-reduction: NaN propagates through max, inf stays inf
