@@ -231,7 +231,10 @@ def plot_training_curves(history, path: str | None = None, *, title: str | None 
     if not isinstance(history, dict) or not history:
         raise ValueError("history must be a non-empty dict of metric name -> values")
     groups: dict[str, list[str]] = {}
+    eval_epochs = history.get("eval_epoch")
     for name in history:
+        if name == "eval_epoch" or name.endswith(("_stderr", "_ess")):
+            continue
         if name == "loss":
             kind = "loss"
         elif name.endswith("pseudo_log_likelihood"):
@@ -250,9 +253,11 @@ def plot_training_curves(history, path: str | None = None, *, title: str | None 
     for ax, (kind, names) in zip(axes, groups.items(), strict=True):
         for name in names:
             values = np.asarray(history[name], np.float64)
-            # metrics evaluated every k epochs: spread them over the epochs they cover
-            step = max(n_epochs // max(len(values), 1), 1)
-            epochs = step * np.arange(1, len(values) + 1)
+            if eval_epochs is not None and len(eval_epochs) == len(values) and name != "loss":
+                epochs = np.asarray(eval_epochs, np.float64)  # logged with each evaluation
+            else:  # older histories: metrics every k epochs, spread over the epochs they cover
+                step = max(n_epochs // max(len(values), 1), 1)
+                epochs = step * np.arange(1, len(values) + 1)
             ax.plot(epochs, values, marker="o" if len(values) < 30 else None, markersize=3,
                     label=name.replace("_", " "))  # fmt: skip
         ax.set_ylabel(kind)

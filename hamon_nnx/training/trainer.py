@@ -230,14 +230,15 @@ class Trainer:
             clock: the same key gives the same history. Each evaluation's
             epoch is logged as `eval_epoch`.
         log_likelihood: how evaluations get log Z: "exact" (enumeration),
-            "online" (trajectory AIS: particles carried along the training
-            run with importance weights, updated every few steps at about a
-            tenth of the training's sampling work; `*_log_likelihood_stderr`
-            and `log_z_ess` logged), "estimate" (tuned NRPT stepping stone at
-            each evaluation: accurate, expensive), "auto" (exact for models
-            small enough to enumerate, else online) or "none" (skip it).
-            log Z is computed once per evaluation and shared by train and
-            eval data.
+            "online" (trajectory AIS: particles carried along the training run
+            with importance weights and resampling, updated every few steps at
+            about a tenth of the training's sampling work; `log_z`,
+            `*_log_likelihood_stderr` and `log_z_ess` logged; see
+            `TrajectoryAIS` for where it lags), "estimate" (tuned NRPT
+            stepping stone at each evaluation: accurate, expensive), "auto"
+            (exact for models small enough to enumerate, else "none": the
+            cheap metrics only) or "none" (skip it). log Z is computed once
+            per evaluation and shared by train and eval data.
         metrics: "auto" (the log-likelihood, the pseudo-log-likelihood and, for
             models with hidden units, the reconstruction error for models
             small enough to enumerate; without the pseudo-likelihood, which
@@ -392,7 +393,7 @@ class Trainer:
             raise TypeError(f"online must be a TrajectoryAIS, got {type(online).__name__}")
         self._asked_online = self.log_likelihood == "online"
         if self.log_likelihood == "auto":
-            self.log_likelihood = "exact" if small else "online"
+            self.log_likelihood = "exact" if small else "none"
         self.online = None
         wanted = online is not None or self.eval_every != 0 or self._asked_online
         if self.log_likelihood == "online" and "log_likelihood" in self.metrics and wanted:
