@@ -153,7 +153,7 @@ def test_centered_training_is_checked_and_trains():
         hn.Trainer(hn.IsingModel.lattice((4, 4)), optax.sgd(0.1), centered=True)
     rbm = hn.RBM(16, 6, rngs=nnx.Rngs(0))
     start = hn.training.exact_log_likelihood(rbm, bars())
-    trainer = hn.Trainer(rbm, optax.sgd(0.1), negative=hn.CD(1), centered=True, eval_every=0,
+    trainer = hn.Trainer(rbm, optax.sgd(0.5), negative=hn.CD(1), centered=True, eval_every=0,
                          progress=False)  # fmt: skip
     trainer.fit(bars(), epochs=20, batch_size=30)
     assert hn.training.exact_log_likelihood(rbm, bars()) > start + 1.0
