@@ -40,6 +40,11 @@ def check_core(out, path):
     assert abs(got - want) < 0.016, (got, want)
 
 
+def check_recipes(out, path):
+    epoch, best = out.strip().splitlines()[-1].split()
+    assert int(float(epoch)) % 2 == 0 and float(best) > -19.5, out  # about -18.6
+
+
 def check_custom(out, path):
     assert "ModelCheck" in out
 
@@ -51,6 +56,7 @@ CHECKS = {
     'checkpoint_dir="runs/rbm"': check_training,
     "negative=hn.CD(k=25)": check_quickstart,
     "class Ring(hn.EnergyModel)": check_custom,
+    "centered=True,  # Melchior": check_recipes,
     "gibbs.step(jax.random.key(0), state, Ring()": check_core,
 }
 
