@@ -1,6 +1,7 @@
 """The Trainer's evaluation: its budgeted schedule, the online log Z, model selection."""
 
 import math
+import warnings
 
 import numpy as np
 import optax
@@ -82,6 +83,24 @@ def test_online_log_z_is_calibrated_against_exact_log_z():
     z = np.array(z)
     assert abs(z.mean()) < 3 / math.sqrt(len(z)) + 0.25, z
     assert 0.45 < z.std() < 1.7, z
+
+
+def test_online_log_z_warns_when_its_weights_collapse():
+    """A model that moves faster than the particles follow gets a warning, not a silent bias."""
+    calm = online_trainer(0, eval_every=8)
+    calm.fit(bars(), epochs=8, batch_size=30)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        calm.log_partition()
+    rbm = hn.RBM(16, 6, rngs=nnx.Rngs(0), init_scale=0.1)
+    fast = hn.Trainer(
+        rbm, optax.adam(0.2), negative=hn.PCD(30, 1), log_likelihood="online",
+        online=TrajectoryAIS(n_particles=128, every=8, n_betas=100), metrics=("log_likelihood",),
+        eval_every=8, progress=False,
+    )  # fmt: skip
+    with pytest.warns(UserWarning, match="online log Z is unreliable"):
+        fast.fit(bars(), epochs=8, batch_size=30)
+    assert float(fast.online_state.min_ess) < 0.1
 
 
 @pytest.mark.slow

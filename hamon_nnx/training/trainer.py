@@ -187,6 +187,7 @@ def _split_base(state: TrajectoryState) -> dict:
 
 
 LOG_LIKELIHOOD_MODES = ("auto", "exact", "online", "estimate", "none")
+COLLAPSED_ESS = 0.1  # the online weights' ESS fraction below which one update made them unreliable
 METRICS = ("log_likelihood", "pseudo_log_likelihood", "reconstruction_error")
 
 
@@ -399,6 +400,7 @@ class Trainer:
         if self.log_likelihood == "online" and "log_likelihood" in self.metrics and wanted:
             self.online = TrajectoryAIS() if online is None else online
         self.online_state = None
+        self._warned_collapse = False
         self._online_step = -1  # the training step of the last online update
 
     def _init_selection(self, centered, patience, keep_best, monitor) -> None:
@@ -455,6 +457,7 @@ class Trainer:
                 raise ValueError("the online log Z starts with the first fit: call fit first")
             self._online_update()
             log_z, stderr, _ = self.online.estimate(self.online_state)
+            self._warn_collapsed()
             return log_z, stderr
         self._sync()
         if mode == "exact":
@@ -559,6 +562,20 @@ class Trainer:
         self.online_state = self.online.update_split(graphdef, params, key, self.online_state)
         self._online_step = self.step
 
+    def _warn_collapsed(self) -> None:
+        """Warn once when an update left the online weights on a few particles."""
+        min_ess = float(self.online_state.min_ess)
+        if min_ess < COLLAPSED_ESS and not self._warned_collapse:
+            self._warned_collapse = True
+            warnings.warn(
+                f"the online log Z is unreliable: one update left its weights an ESS of "
+                f"{100 * min_ess:.1f}% of the particles (the model moved faster than they "
+                "follow), which biases log Z low. Update more often with more sweeps "
+                "(TrajectoryAIS(every=1, n_sweeps=...)), use more particles, a smaller "
+                "learning rate, or log_likelihood='estimate'",
+                stacklevel=3,
+            )
+
     def _select(self, has_eval_data: bool) -> bool:
         """Model selection after an evaluation: keep the best, stop early; True stops."""
         if self.patience is None and not self.keep_best:
@@ -639,7 +656,7 @@ class Trainer:
             "v": np.zeros((p, n), np.int8), "log_w": np.zeros(p, f32),
             "log_w_c": np.zeros(p, f32), "f": np.zeros(p, f32), "banked": f32(0),
             "banked_c": f32(0), "banked_var": f32(0), "base": np.zeros(2, np.uint32),
-            "n_updates": i32(0), "n_resamples": i32(0),
+            "n_updates": i32(0), "n_resamples": i32(0), "min_ess": f32(1),
         }  # fmt: skip
 
     def save_checkpoint(self) -> None:
