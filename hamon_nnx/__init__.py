@@ -9,6 +9,7 @@ from . import training as training
 from . import zoo as zoo
 from .annealing import AISResult as AISResult
 from .annealing import ais as ais
+from .core import device as _device
 from .core.device import Placement as Placement
 from .core.device import chain_mesh as chain_mesh
 from .core.device import disable_compile_cache as disable_compile_cache
@@ -50,3 +51,8 @@ from .tuning import autosample as autosample
 from .tuning import autotune as autotune
 from .tuning import ising_sample as ising_sample
 from .version import __version__ as __version__
+
+# JAX's persistent compilation cache, on unless HAMON_NNX_COMPILE_CACHE=0 (see
+# `core.device.use_default_compile_cache`): a new process reuses the programs
+# an earlier one compiled
+_compile_cache_dir = _device.use_default_compile_cache()

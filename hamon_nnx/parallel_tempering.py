@@ -55,7 +55,9 @@ def _nrpt_program(
     TRACE_COUNT += 1
     model = nnx.merge(graphdef, params)
     clamp = None if clamp_mask is None else gibbs.Clamp(clamp_mask)
-    n_rounds, n_explore, thin, phase = counts
+    n_rounds, n_explore, thin, phase, which = counts
+    if isinstance(explorer, explorers_lib.Choice):
+        explorer = explorer.select(which)
     state = state._replace(x=device_lib.constrain_chains(state.x, ladder_sharding))
     state, info = tempering.run(
         key,
@@ -119,13 +121,14 @@ class Runner:
 
     def __init__(
         self, model: EnergyModel, clamp=None, reference=None, device=None, n_chains=16,
-        houdayer: bool = False,
+        houdayer: bool = False, candidates: tuple = (),
     ):  # fmt: skip
         if not isinstance(model, EnergyModel):
             raise TypeError(f"model must be a hamon-nnx EnergyModel, got {type(model).__name__}")
         check_params_finite(model)
         self.model = model
         self.houdayer = houdayer  # every run's default: Houdayer moves between replica pairs
+        self.candidates = tuple(candidates)  # explorers that share one compiled program
         self.graphdef, self.params = nnx.split(model)
         self.clamp = check_clamp(model, clamp)
         self.reference = reference
@@ -203,6 +206,11 @@ class Runner:
         Runner's `houdayer`).
         """
         houdayer = self.houdayer if houdayer is None else houdayer
+        program_explorer, which = explorer, 0
+        if len(self.candidates) > 1 and explorer in self.candidates:
+            # the candidates share one program: compiled once for the tuner and the plan
+            program_explorer = explorers_lib.Choice(self.candidates)
+            which = self.candidates.index(explorer)
         mask = None if self.clamp is None else self.clamp[0]
         state = self._place(state)
         key, reference = self.placement.replicate((key, self.reference))
@@ -214,7 +222,7 @@ class Runner:
         done = 0
         while done < n_rounds:
             active, phase = min(capacity, n_rounds - done), done % thin
-            counts = tuple(jnp.int32(c) for c in (active, n_explore, thin, phase))
+            counts = tuple(jnp.int32(c) for c in (active, n_explore, thin, phase, which))
             state, info = _nrpt_program(
                 self.graphdef,
                 self.params,
@@ -227,7 +235,7 @@ class Runner:
                 capacity=capacity,
                 observers=static_observers,
                 ladder_sharding=self.placement.ladder_sharding,
-                explorer=explorer,
+                explorer=program_explorer,
                 houdayer=houdayer,
             )
             observed = info.observed

@@ -233,7 +233,7 @@ def plot_training_curves(history, path: str | None = None, *, title: str | None 
     groups: dict[str, list[str]] = {}
     eval_epochs = history.get("eval_epoch")
     for name in history:
-        if name == "eval_epoch" or name.endswith(("_stderr", "_ess")):
+        if name in ("eval_epoch", "compile_seconds") or name.endswith(("_stderr", "_ess")):
             continue
         if name == "loss":
             kind = "loss"

@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from .core import diagnostics, evidence, gibbs, schedule, tempering
+from .core import compilation, diagnostics, evidence, gibbs, schedule, tempering
 from .core import explorers as explorers_lib
 from .core import reference as ref_lib
 from .deprecation import UNSET, renamed
@@ -296,6 +296,9 @@ class NRPTReport:
     houdayer: bool = False  # Houdayer moves between replica pairs
     multispin: bool = False  # Gibbs sweeps run on packed words (core.multispin)
     exploration_scores: dict | None = None  # {(explorer, n_explore): ESS per sweep of work}
+    compile_seconds: float = 0.0  # of the plan's tuning and sampling, spent compiling
+    programs: int = 0  # programs compiled or loaded from the persistent cache
+    cache_hits: int = 0  # of those, loaded from the cache
     plan: NRPTPlan | None = dataclasses.field(default=None, repr=False)
 
     @property
@@ -336,6 +339,10 @@ class NRPTReport:
             lines.append(f"  log Z = {self.log_z:.4f} +- {self.log_z_stderr:.4f} (stepping stone)")
         lines.append("  acceptance per pair: " + " ".join(f"{a:.2f}" for a in self.acceptance))
         lines.append("  ladder: " + " ".join(f"{b:.3f}" for b in self.ladder))
+        lines.append(
+            f"  compiling: {self.compile_seconds:.2f} s, {self.programs} programs "
+            f"({self.cache_hits} from the persistent cache)"
+        )
         return "\n".join(lines)
 
 
@@ -388,6 +395,7 @@ class NRPTPlan:
         start = state if start is None else start
         self._trips_at_start = _round_trips(start)
         self._restarts_at_start = int(np.sum(start.restarts))
+        self.compile_time = compilation.CompileTime()  # tuning's (set by autotune) + sampling's
 
     @property
     def ladder(self) -> np.ndarray:
@@ -412,10 +420,12 @@ class NRPTPlan:
         key = _check_key(key)
         n = _check_count("n", n, 1)
         thin = _check_count("thin", thin, 1)
-        self.state, rounds = self.runner.run(
-            key, self.state, n * thin, self.n_explore, thin=thin, record=record,
-            explorer=self.explorer,
-        )  # fmt: skip
+        with compilation.counting() as spent:
+            self.state, rounds = self.runner.run(
+                key, self.state, n * thin, self.n_explore, thin=thin, record=record,
+                explorer=self.explorer,
+            )  # fmt: skip
+        self.compile_time += spent
         self._energy.append(np.asarray(rounds.energy, np.float64))
         self._acceptance.append(np.asarray(rounds.acceptance, np.float64))
         cold = rounds.cold
@@ -567,6 +577,9 @@ class NRPTPlan:
                 self.explorer, self.runner.model, self.runner.reference
             ),
             exploration_scores=self.exploration_scores,
+            compile_seconds=self.compile_time.seconds,
+            programs=self.compile_time.programs,
+            cache_hits=self.compile_time.cache_hits,
             plan=self,
         )
 
@@ -697,6 +710,36 @@ def autotune(
     Returns:
         NRPTPlan.
     """
+    with compilation.counting() as spent:
+        plan = _autotune(
+            model, key, n_betas=n_betas, n_explore=n_explore, max_rounds=max_rounds,
+            reference=reference, clamp=clamp, max_betas=max_betas, device=device,
+            n_replicas=n_replicas, collapse=collapse, n_chains=n_chains, max_chains=max_chains,
+            explorer=explorer, houdayer=houdayer,
+        )  # fmt: skip
+    plan.compile_time = spent + plan.compile_time
+    return plan
+
+
+def _autotune(
+    model: EnergyModel,
+    key: jax.Array,
+    *,
+    n_betas: int | None = UNSET,
+    n_explore: int | None = None,
+    max_rounds: int = 1024,
+    reference: str = "auto",
+    clamp=None,
+    max_betas: int = UNSET,
+    device="auto",
+    n_replicas: int = 1,
+    collapse: bool | None = None,
+    n_chains: int | None = None,
+    max_chains: int | None = None,
+    explorer=None,
+    houdayer: bool = False,
+) -> NRPTPlan:
+    """`autotune`'s stages (the public function counts their compilation)."""
     n_betas = renamed("hn.autotune", "n_chains", n_chains, "n_betas", n_betas, None)
     max_betas = renamed("hn.autotune", "max_chains", max_chains, "max_betas", max_betas, 256)
     if reference not in ("auto", "uniform", "variational"):
@@ -715,7 +758,10 @@ def autotune(
     keys = [jax.random.fold_in(key, i) for i in range(7)]
     start_n = _check_count("n_betas", n_betas, 2) if n_betas is not None else 16
     check_houdayer(houdayer, model, n_replicas)
-    runner = Runner(model, clamp=clamp, device=device, n_chains=start_n, houdayer=houdayer)
+    runner = Runner(
+        model, clamp=clamp, device=device, n_chains=start_n, houdayer=houdayer,
+        candidates=candidates,
+    )  # fmt: skip
     if n_betas is None:
         start_n = runner.placement.round_up(start_n)
     state = runner.initial_state(keys[0], np.linspace(0.0, 1.0, start_n), n_replicas)
@@ -840,7 +886,10 @@ def autosample(model: EnergyModel, key: jax.Array, n_samples: int = 1000, **kwar
     return samples, plan.report()
 
 
-def ising_sample(fields, edges, couplings, *, key: jax.Array, n_samples: int = 1000, **kwargs):
+def ising_sample(
+    fields, edges, couplings, *, key: jax.Array, beta: float = 1.0, n_samples: int = 1000,
+    **kwargs,
+):  # fmt: skip
     """One call for Ising problems: build the model, autotune NRPT, sample.
 
     Args:
@@ -848,14 +897,31 @@ def ising_sample(fields, edges, couplings, *, key: jax.Array, n_samples: int = 1
         edges: (E, 2) pairs of interacting spins.
         couplings: (E,) couplings J (E = -sum J s_i s_j - sum h s).
         key: PRNG key.
+        beta: the inverse temperature of the draws, p(s) ~ exp(-beta E(s))
+            (hamon's `ising_sample` argument; the model's J and h are scaled
+            by it, so log Z in the report is that of exp(-beta E)).
         n_samples: draws of the beta = 1 chain.
         **kwargs: passed to `autotune` (e.g. `device=`, `max_rounds=`).
 
     Returns:
         (samples (1, n_samples, n) int8 spins, NRPTReport with `.plan`).
+
+    Example:
+        >>> import jax, numpy as np, hamon_nnx as hn
+        >>> edges = np.array([[0, 1], [1, 2], [2, 0]])
+        >>> s, report = hn.ising_sample(np.zeros(3), edges, np.ones(3), beta=0.5,
+        ...                             key=jax.random.key(0), n_samples=100, max_rounds=64)
+        >>> s.shape
+        (1, 100, 3)
     """
     fields = np.asarray(fields, np.float32)
     if fields.ndim != 1:
         raise ValueError(f"fields must have shape (n,), got {fields.shape}")
-    model = IsingModel.from_edges(len(fields), edges, couplings, fields)
+    if isinstance(beta, str) or isinstance(beta, bool) or not np.isscalar(beta):
+        raise TypeError(f"beta must be a number (an inverse temperature), got {beta!r}")
+    beta = float(beta)
+    if not math.isfinite(beta) or beta < 0:
+        raise ValueError(f"beta must be a finite number >= 0, got {beta}")
+    couplings = np.asarray(couplings, np.float32)
+    model = IsingModel.from_edges(len(fields), edges, beta * couplings, beta * fields)
     return autosample(model, key, n_samples, **kwargs)

@@ -269,30 +269,68 @@ def _run(code: str, **env) -> subprocess.CompletedProcess:
     )
 
 
-def test_compile_cache_is_opt_in(tmp_path):
-    out = _run(
-        f"""
-        import os, jax, jax.numpy as jnp
-        import hamon_nnx as hn
-        assert jax.config.jax_compilation_cache_dir is None, "changed at import"
-        before = jax.config.jax_persistent_cache_min_compile_time_secs
-        path = hn.enable_compile_cache({str(tmp_path)!r}, min_compile_time_s=0)
-        assert jax.config.jax_compilation_cache_dir == path
-        jax.jit(lambda x: jnp.sin(x) * 3)(jnp.ones(7)).block_until_ready()
-        assert os.listdir(path), "nothing cached"
+def test_compile_cache_is_on_by_default_with_an_opt_out(tmp_path):
+    code = """
+        import jax, hamon_nnx as hn
+        print(jax.config.jax_compilation_cache_dir, jax.config.jax_compilation_cache_max_size)
         hn.disable_compile_cache()
-        assert jax.config.jax_compilation_cache_dir is None
-        assert jax.config.jax_persistent_cache_min_compile_time_secs == before
-        print("ok")
+        print(jax.config.jax_compilation_cache_dir)
         """
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert out.stdout.strip().endswith("ok")
+    home = str(tmp_path / "home")
+    runs = {
+        "default": {"XDG_CACHE_HOME": home},
+        "off": {"XDG_CACHE_HOME": home, "HAMON_NNX_COMPILE_CACHE": "0"},
+        "moved": {"HAMON_NNX_COMPILE_CACHE": str(tmp_path / "moved")},
+        "jax's own": {"JAX_COMPILATION_CACHE_DIR": str(tmp_path / "own")},
+    }
+    lines = {}
+    for name, env in runs.items():
+        out = _run(code, **env)
+        assert out.returncode == 0, out.stderr[-3000:]
+        lines[name] = out.stdout.split()
+    assert lines["default"] == [f"{home}/hamon_nnx/jax", str(2**30), "None"]
+    assert lines["off"][0] == "None"
+    assert lines["moved"][0] == str(tmp_path / "moved")
+    assert lines["jax's own"][0] == str(tmp_path / "own")
+
+
+def test_the_compile_cache_saves_compiles_and_changes_no_draw(tmp_path):
+    """Off, cold and warm: the same draws and plan; the warm process loads its programs."""
+    code = """
+        import jax, numpy as np, hamon_nnx as hn
+        from hamon_nnx.core import compilation
+        m = hn.IsingModel.lattice((8, 8), coupling=0.4)
+        s, report = hn.autosample(m, jax.random.key(3), 200, max_rounds=64)
+        t = hn.Trainer(hn.RBM(6, 3, rngs=__import__("flax").nnx.Rngs(0)),
+                       __import__("optax").sgd(0.1), progress=False)
+        h = t.fit(np.eye(6, dtype=np.int8), epochs=2, batch_size=2)
+        np.save("{path}", np.asarray(s))
+        print(report.n_betas, report.n_explore, report.explorer, report.programs,
+              report.cache_hits, compilation.total().cache_hits, h["compile_seconds"][0] > 0)
+        """
+    cache = str(tmp_path / "cache")
+    outs = []
+    for name, env in (("off", "0"), ("cold", cache), ("warm", cache)):
+        out = _run(code.replace("{path}", str(tmp_path / name)), HAMON_NNX_COMPILE_CACHE=env)
+        assert out.returncode == 0, out.stderr[-3000:]
+        outs.append(out.stdout.split())
+    off, cold, warm = outs
+    assert off[:3] == cold[:3] == warm[:3], "the same plan"
+    draws = [np.load(tmp_path / f"{name}.npy") for name in ("off", "cold", "warm")]
+    np.testing.assert_array_equal(draws[0], draws[1])
+    np.testing.assert_array_equal(draws[0], draws[2])
+    assert int(off[3]) > 0 and off[4] == cold[4] == "0" and off[-1] == "True"
+    assert int(warm[4]) == int(warm[3]), "every program of the tuning loaded from the cache"
+    assert int(warm[5]) >= int(warm[4])
 
 
 def test_compile_cache_bad_argument(tmp_path):
     with pytest.raises(ValueError, match="min_compile_time_s"):
         hn.enable_compile_cache(tmp_path, min_compile_time_s=-1)
+    with pytest.raises(ValueError, match="max_size_bytes"):
+        hn.enable_compile_cache(tmp_path, max_size_bytes=0)
+    with pytest.raises(TypeError, match="max_size_bytes"):
+        hn.enable_compile_cache(tmp_path, max_size_bytes=1.5)
     assert jax.config.jax_compilation_cache_dir != str(tmp_path)
 
 

@@ -134,7 +134,11 @@ def test_online_state_resumes_exactly(tmp_path):
         first.fit(bars(), epochs=4, batch_size=30)
     again = online_trainer(0, eval_every=2, checkpoint_dir=tmp_path, checkpoint_every=10)
     again.fit(bars(), epochs=4, batch_size=30, resume=True)
-    assert again.history == full.history
+    timed = "compile_seconds"  # the one measurement in a history
+    assert {k: v for k, v in again.history.items() if k != timed} == {
+        k: v for k, v in full.history.items() if k != timed
+    }
+    assert len(again.history[timed]) == len(full.history[timed]) == 4
     np.testing.assert_array_equal(again.online_state.v, full.online_state.v)
 
 

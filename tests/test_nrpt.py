@@ -210,18 +210,39 @@ def test_ising_sample_front_door(key):
     assert isinstance(report.plan, hn.NRPTPlan)
 
 
+def test_ising_sample_at_an_inverse_temperature(key):
+    """hamon's `beta=`: the draws of exp(-beta E), i.e. of the model with beta J and beta h."""
+    edges, h, J = [(0, 1), (1, 2), (2, 3), (3, 0)], [0.1, 0.0, -0.2, 0.3], [1.0, -0.5, 1.0, 0.7]
+    hot, report = hn.ising_sample(h, edges, J, key=key, beta=0.4, n_samples=2000, max_rounds=64)
+    scaled, _ = hn.ising_sample(0.4 * np.asarray(h), edges, 0.4 * np.asarray(J), key=key,
+                                n_samples=2000, max_rounds=64)  # fmt: skip
+    np.testing.assert_array_equal(hot, scaled)
+    m = hn.IsingModel.from_edges(4, edges, 0.4 * np.asarray(J, np.float32), 0.4 * np.asarray(h))
+    log_z, stderr = report.log_z, report.log_z_stderr
+    assert abs(log_z - hn.exact.log_partition(m)) < 4 * stderr + 1e-3
+    states, probs = hn.exact.probabilities(m)
+    assert_matches(pseudo_chains(hot), states, probs, m.variable_values())
+    for bad, error in ((-1.0, ValueError), (float("nan"), ValueError), ("auto", TypeError)):
+        with pytest.raises(error, match="beta"):
+            hn.ising_sample(h, edges, J, key=key, beta=bad)
+
+
 def test_one_compiled_program_for_tuning_and_sampling(key):
     m = hn.IsingModel.lattice((4, 6), coupling=0.4)
     before = nrpt_module.TRACE_COUNT
     plan = hn.autotune(m, key, max_rounds=64, reference="uniform")
-    # one program per ladder size (the first ladder, then the tuned one) and
-    # one per explorer the tuner compares (Gibbs, Swendsen-Wang)
-    assert nrpt_module.TRACE_COUNT - before <= 3
+    # one program per ladder size (the first ladder, then the tuned one); the
+    # explorers the tuner compares (Gibbs, Swendsen-Wang) share it
+    assert nrpt_module.TRACE_COUNT - before <= 2
     tuned = nrpt_module.TRACE_COUNT
     plan.sample(jax.random.key(1), 300)
     plan.extend(jax.random.key(1), 17)
-    hn.nrpt(m, key, betas=plan.ladder, n_rounds=5, n_explore=3, explorer=plan.explorer)
     assert nrpt_module.TRACE_COUNT == tuned
+    # a plain hn.nrpt call compiles its explorer alone, once
+    hn.nrpt(m, key, betas=plan.ladder, n_rounds=5, n_explore=3, explorer=plan.explorer)
+    hn.nrpt(m, key, betas=plan.ladder, n_rounds=9, n_explore=2, explorer=plan.explorer)
+    assert nrpt_module.TRACE_COUNT - tuned <= 1
+    tuned = nrpt_module.TRACE_COUNT
     hn.autotune(m, key, max_rounds=64)  # "auto" adds the programs with a product reference
     assert nrpt_module.TRACE_COUNT - tuned <= 2
 

@@ -67,6 +67,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import warnings
 from collections.abc import Sequence
 
 import jax
@@ -391,8 +392,12 @@ _CACHE_OPTIONS = (
     "jax_compilation_cache_dir",
     "jax_persistent_cache_min_compile_time_secs",
     "jax_persistent_cache_min_entry_size_bytes",
+    "jax_compilation_cache_max_size",
 )
 _saved_cache_options: dict | None = None
+CACHE_ENV = "HAMON_NNX_COMPILE_CACHE"  # "0" (or off/false/no) opts out; a path moves it
+CACHE_MAX_BYTES = 2**30  # beyond 1 GiB the least recently used programs are evicted
+_OFF = ("0", "off", "false", "no")
 
 
 def default_cache_dir() -> str:
@@ -408,17 +413,24 @@ def _reset_jax_cache() -> None:
     compilation_cache.reset_cache()
 
 
-def enable_compile_cache(path=None, *, min_compile_time_s: float = 0.5) -> str:
-    """Opt in to JAX's persistent compilation cache, so new processes skip compiles.
+def enable_compile_cache(
+    path=None, *, min_compile_time_s: float = 0.0, max_size_bytes: int = CACHE_MAX_BYTES
+) -> str:
+    """Turn on JAX's persistent compilation cache, so new processes skip compiles.
 
-    This is the only function of hamon-nnx that changes JAX's global
-    configuration, and only when called: it sets
-    `jax_compilation_cache_dir` and the minimum compile time worth caching
-    for this process. `disable_compile_cache()` restores the previous values.
+    `import hamon_nnx` already does this (`use_default_compile_cache`) unless
+    the environment opts out; call it to choose another folder or bounds. It
+    sets JAX's `jax_compilation_cache_dir`, the minimum compile time and entry
+    size worth caching, and the cache's size bound for this process (JAX
+    evicts the least recently used programs beyond it).
+    `disable_compile_cache()` restores the previous values. Cached programs
+    are the programs JAX would compile: the same key gives the same draws
+    with and without the cache.
 
     Args:
         path: cache folder (created); default `default_cache_dir()`.
         min_compile_time_s: programs that compile faster are not cached.
+        max_size_bytes: the cache's size bound (-1: none).
 
     Returns:
         The absolute cache folder.
@@ -432,6 +444,10 @@ def enable_compile_cache(path=None, *, min_compile_time_s: float = 0.5) -> str:
     value = float(min_compile_time_s)
     if not math.isfinite(value) or value < 0:
         raise ValueError(f"min_compile_time_s must be a number >= 0, got {min_compile_time_s!r}")
+    if isinstance(max_size_bytes, bool) or not isinstance(max_size_bytes, int):
+        raise TypeError(f"max_size_bytes must be an int, got {max_size_bytes!r}")
+    if max_size_bytes < -1 or max_size_bytes == 0:
+        raise ValueError(f"max_size_bytes must be > 0 or -1 (no bound), got {max_size_bytes}")
     path = os.path.abspath(os.path.expanduser(os.fspath(path or default_cache_dir())))
     os.makedirs(path, exist_ok=True)
     if _saved_cache_options is None:
@@ -439,12 +455,40 @@ def enable_compile_cache(path=None, *, min_compile_time_s: float = 0.5) -> str:
     jax.config.update("jax_compilation_cache_dir", path)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", value)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    jax.config.update("jax_compilation_cache_max_size", int(max_size_bytes))
     _reset_jax_cache()
     return path
 
 
+def use_default_compile_cache() -> str | None:
+    """The cache `import hamon_nnx` turns on: the folder, or None where it is off.
+
+    On by default, every backend, in `default_cache_dir()` with every program
+    cached (compiles of a few tenths of a second add up to most of a first
+    call) and at most `CACHE_MAX_BYTES` on disk. Left alone where JAX
+    already has a cache folder (`JAX_COMPILATION_CACHE_DIR` or the user's own
+    `jax.config` setting). `HAMON_NNX_COMPILE_CACHE=0` (or off, false, no)
+    turns it off; any other value is the folder to use. A folder that cannot
+    be created leaves the cache off with a warning.
+    """
+    setting = os.environ.get(CACHE_ENV, "").strip()
+    if setting.lower() in _OFF:
+        return None
+    if jax.config.jax_compilation_cache_dir:
+        return jax.config.jax_compilation_cache_dir
+    try:
+        return enable_compile_cache(setting or None)
+    except OSError as err:
+        warnings.warn(
+            f"hamon-nnx could not create its compile cache ({err}); compiling without it. "
+            f"Set {CACHE_ENV}=<folder> to choose another, or {CACHE_ENV}=0 to silence this",
+            stacklevel=2,
+        )
+        return None
+
+
 def disable_compile_cache() -> None:
-    """Undo `enable_compile_cache`: restore JAX's previous cache settings."""
+    """Turn the persistent cache off: JAX's cache settings as before hamon-nnx set them."""
     global _saved_cache_options
     if _saved_cache_options is None:
         return

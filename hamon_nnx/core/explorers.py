@@ -174,6 +174,46 @@ class Cycle(Explorer):
         return next((p.problem(model) for p in self.parts if p.problem(model)), None)
 
 
+@dataclasses.dataclass(frozen=True)
+class Choice(Explorer):
+    """Several explorers in one compiled program; `select(which)` picks one at run time.
+
+    The tuner compares candidate explorers on the same model: as one static
+    `Choice` the candidates compile once, together, instead of one program
+    each, and the plan that samples afterwards runs the same program. A run
+    of `select(k)` draws exactly what `parts[k]` draws alone (`lax.switch`
+    over the parts' `run`s, the same keys).
+    """
+
+    parts: tuple[Explorer, ...] = ()
+    name = "choice"
+
+    def select(self, which) -> Explorer:
+        """The explorer `parts[which]`, `which` a traced int32 (inside a program)."""
+        return _Selected(self.parts, which)
+
+    def cost(self, model, reference=None) -> float:
+        raise TypeError("a Choice has no cost of its own: ask the selected part")
+
+
+class _Selected(Explorer):
+    """`Choice.select`: a traced pick among parts (built inside a traced program)."""
+
+    def __init__(self, parts, which):
+        object.__setattr__(self, "parts", parts)
+        object.__setattr__(self, "which", which)
+
+    def __call__(self, key, x, model, beta, clamp=None, reference=None):
+        branches = [lambda x, p=p: p(key, x, model, beta, clamp, reference) for p in self.parts]
+        return lax.switch(self.which, branches, x)
+
+    def run(self, key, x, model, beta, start, stop, clamp=None, reference=None):
+        def branch(part):
+            return lambda x: part.run(key, x, model, beta, start, stop, clamp, reference)
+
+        return lax.switch(self.which, [branch(p) for p in self.parts], x)
+
+
 def multispin(explorer: Explorer, model, reference=None) -> bool:
     """Whether `explorer` makes Gibbs sweeps of `model` on packed words (`core.multispin`)."""
     parts = explorer.parts if isinstance(explorer, Cycle) else (explorer,)

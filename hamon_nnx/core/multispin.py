@@ -42,7 +42,6 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax import lax
 
 from . import graph, random
@@ -132,9 +131,9 @@ class Lattice:
 
     # -- neighbours -------------------------------------------------------------
 
-    def _row_forward(self, colour: int) -> np.ndarray:
+    def _row_forward(self, colour) -> jax.Array:
         """Where the second last-axis neighbour of a sublattice site is k + 1 (else k - 1)."""
-        return graph.row_parity(self.shape) ^ bool(colour)
+        return jnp.asarray(graph.row_parity(self.shape)) ^ (jnp.asarray(colour) != 0)
 
     def _next(self, w: jax.Array) -> jax.Array:
         """Words holding site k + 1 of every bit's site k (periodic along the row)."""
@@ -299,10 +298,15 @@ class Kernel(NamedTuple):
         lat = self.lattice
         valid = lat._mask()
         T, sure = thresholds(beta, self.coupling, self.field, len(lat.shape))
-        for colour in (0, 1):
-            nb = lat.neighbours(words[:, 1 - colour], colour)
+
+        def half_sweep(colour, words):  # a rolled loop: one copy of the heat bath to compile
+            other = lax.dynamic_index_in_dim(words, 1 - colour, axis=1, keepdims=False)
+            nb = lat.neighbours(other, colour)
             new = heat_bath(jax.random.fold_in(key, colour), nb, T, sure, valid)
             if keep is not None:
-                new = (new & ~keep[colour]) | (words[:, colour] & keep[colour])
-            words = words.at[:, colour].set(new)
-        return words
+                stay = lax.dynamic_index_in_dim(keep, colour, axis=0, keepdims=False)
+                own = lax.dynamic_index_in_dim(words, colour, axis=1, keepdims=False)
+                new = (new & ~stay) | (own & stay)
+            return lax.dynamic_update_index_in_dim(words, new, colour, axis=1)
+
+        return lax.fori_loop(0, 2, half_sweep, words)

@@ -64,7 +64,7 @@ def hash_words(key: jax.Array, n_rows: int, start: int, count: int) -> tuple[jax
     """Two (n_rows, count) uint32 arrays: Threefry-2x32 of counters (row, start + j)."""
     k = jax.random.key_data(key)
     rows = lax.broadcasted_iota(jnp.uint32, (n_rows, count), 0)
-    cols = lax.broadcasted_iota(jnp.uint32, (n_rows, count), 1) + jnp.uint32(start)
+    cols = lax.broadcasted_iota(jnp.uint32, (n_rows, count), 1) + jnp.asarray(start, jnp.uint32)
     return threefry2x32(k[0], k[1], rows, cols)
 
 
@@ -109,10 +109,8 @@ def bernoulli(key: jax.Array, p: jax.Array) -> jax.Array:
         mine = tied & (rank // 2 == level)
         return up | (mine & ((word >> 8).astype(jnp.float32) < frac))
 
-    def deeper(up):
-        for level in range(1, _LEVELS):
-            up = refine(up, level)
-        return up
+    def deeper(up):  # rare: a rolled loop keeps the compiled program small
+        return lax.fori_loop(1, _LEVELS, lambda level, up: refine(up, level), up)
 
     up = refine(up, 0)
     up = lax.cond(jnp.any(lax.population_count(ties) > 2), deeper, lambda u: u, up)

@@ -30,8 +30,8 @@ import optax
 from flax import nnx
 
 from .. import exact
+from ..core import compilation, tempering
 from ..core import device as device_lib
-from ..core import tempering
 from ..models.base import EnergyModel
 from ..sampling import _check_count
 from . import evaluation
@@ -228,8 +228,9 @@ class Trainer:
             so far, so evaluation stays a small share of any run, a long
             `fit` or a loop of one-epoch calls alike; an integer k every k
             epochs; 0 never (the loss only). Decided from counts, never the
-            clock: the same key gives the same history. Each evaluation's
-            epoch is logged as `eval_epoch`.
+            clock: the same key gives the same history (all but
+            `compile_seconds`, the seconds each epoch spent compiling: a
+            measurement). Each evaluation's epoch is logged as `eval_epoch`.
         log_likelihood: how evaluations get log Z: "exact" (enumeration),
             "online" (trajectory AIS: particles carried along the training run
             with importance weights and resampling, updated every few steps at
@@ -817,8 +818,14 @@ class Trainer:
             bar.update(self.step - self._epoch_start_step)
         try:
             while self.epoch < epochs:
-                total = self._train_epoch(data, len(train), batch_size, steps_per_epoch, total, bar)
-                if self._end_epoch(self._epoch_logs(train, evals, epochs), evals is not None):
+                with compilation.counting() as spent:
+                    total = self._train_epoch(
+                        data, len(train), batch_size, steps_per_epoch, total, bar
+                    )
+                    logs = self._epoch_logs(train, evals, epochs)
+                # a measurement, not a result: the one history entry a key does not fix
+                logs["compile_seconds"] = spent.seconds
+                if self._end_epoch(logs, evals is not None):
                     break
             self.save_checkpoint()
         finally:
