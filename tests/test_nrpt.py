@@ -197,7 +197,15 @@ def test_autosample_and_report(key):
     s, report = hn.autosample(m, key, n_samples=300, max_rounds=128)
     assert s.shape == (1, 300, 36) and s.dtype == np.int8
     text = str(report)
-    for word in ("N =", "n_explore", "Lambda", "round trips", "log Z", "acceptance per pair"):
+    for word in (
+        "N =",
+        "n_explore",
+        "Lambda",
+        "round trips",
+        "log Z",
+        "acceptance per pair",
+        "compiling",
+    ):
         assert word in text
     assert report.plan.n_betas == len(report.ladder) == len(report.acceptance) + 1
 
