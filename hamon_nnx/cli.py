@@ -8,6 +8,8 @@ Subcommands (each has `--help`):
 * `evaluate MODEL`: log-likelihood with its error bar (exact when the model
   can be enumerated, NRPT stepping stone otherwise), log Z, diagnostics.
 * `zoo list`, `zoo info NAME`: the model zoo.
+* `dca train|contacts|energies|dms|sample`: protein and RNA families as
+  dense Potts models (bmDCA), adabmDCA's file formats (`hamon_nnx.dca.cli`).
 * `demo`: train an RBM on the digits, checkpoint it, sample it with NRPT,
   print the report and write the pictures (about two minutes on 2 CPU cores).
 
@@ -755,6 +757,10 @@ def build_parser() -> argparse.ArgumentParser:
                           help="physics model parameter (e.g. --set q=3)")  # fmt: skip
     common(zoo_info, progress=False)
     zoo.set_defaults(func=_zoo)
+
+    from .dca.cli import add_parser as add_dca
+
+    add_dca(sub, common)
 
     demo = sub.add_parser("demo", help="train, checkpoint, sample and draw an RBM on digits",
                           description=_demo.__doc__)  # fmt: skip

@@ -710,6 +710,7 @@ def _download(name: str, directory: Path) -> None:
 def _fetch(url: str, directory: Path, file_name: str) -> tuple[Path, str]:
     """Download `url` to a new temporary file in `directory`: (its path, its SHA-256)."""
     import urllib.request  # deferred: a download is rare, the import is not free
+
     handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{file_name}.", suffix=".part")
     temporary = Path(temporary)
     digest = hashlib.sha256()

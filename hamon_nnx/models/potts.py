@@ -348,8 +348,12 @@ class DensePotts(EnergyModel):
         sites = jnp.arange(L + pad)
 
         def fields(start, x):
+            # sum_j J_j (group)(x_j, .) as one-hot(x) (L q) times the group's slab
+            # (L q, k q): vmapped over chains, one matrix product per group
             slab = lax.dynamic_slice_in_dim(J, start, k, axis=1)  # (L, k, q, q)
-            f = jnp.sum(slab[sites, :, x.astype(jnp.int32)], axis=0)
+            slab = slab.transpose(0, 2, 1, 3).reshape(sites.shape[0] * q, k * q)
+            onehot = jax.nn.one_hot(x.astype(jnp.int32), q, dtype=J.dtype).reshape(-1)
+            f = (onehot @ slab).reshape(k, q)
             return f + lax.dynamic_slice_in_dim(h, start, k)
 
         def site(start, j, xg, f):

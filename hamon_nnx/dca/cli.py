@@ -1,0 +1,183 @@
+"""`hamon-nnx dca ...`: direct coupling analysis from the command line.
+
+    hamon-nnx dca train ALIGNMENT --alphabet rna --chains 2000 --target 0.95 \
+        --max-seconds 600 -o OUT
+    hamon-nnx dca contacts OUT -o scores.txt
+    hamon-nnx dca energies OUT ALIGNMENT -o energies.txt
+    hamon-nnx dca dms OUT --wildtype ALIGNMENT[:ROW] -o dms.txt
+    hamon-nnx dca sample OUT -n 1000 -o samples.fasta
+
+`train` writes OUT/model (`hn.load` reads it), OUT/params.dat (adabmDCA's
+parameter format, `adabmDCA` reads it), OUT/history.json (Pearson against
+seconds, compilation apart) and OUT/summary.json. Score files are adabmDCA's:
+`i,j,score` lines, 0-based alignment columns.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+
+def add_parser(sub, common) -> None:
+    """Register `dca` and its subcommands on the main parser's subparsers."""
+    dca = sub.add_parser("dca", help="protein/RNA families: bmDCA, contacts, energies, DMS",
+                         description=__doc__.split("\n")[0])  # fmt: skip
+    commands = dca.add_subparsers(dest="dca_command", required=True, parser_class=type(dca))
+
+    train = commands.add_parser("train", help="fit a dense Potts model to an alignment (bmDCA)")
+    train.add_argument("alignment", help="FASTA (.gz too) or Stockholm alignment")
+    train.add_argument("--alphabet", default="protein", help="protein (default), rna, dna or "
+                       "the letters with the gap first, e.g. -ACGU")  # fmt: skip
+    train.add_argument("--chains", type=int, default=2000, help="persistent chains (2000)")
+    train.add_argument("--sweeps", type=int, default=10, help="sweeps per update (10)")
+    train.add_argument("--lr", type=float, default=0.01, help="learning rate (0.01)")
+    train.add_argument("--l2", type=float, default=0.0, help="L2 pull of the parameters (0)")
+    train.add_argument("--target", type=float, default=0.95, help="target Pearson (0.95)")
+    train.add_argument("--max-steps", type=int, default=100_000, help="most updates")
+    train.add_argument("--max-seconds", type=float, default=None, help="wall-clock budget")
+    train.add_argument("--theta", type=float, default=0.2, help="weights: identity 1 - theta")
+    train.add_argument("--pseudocount", type=float, default=None, help="default 1 / Meff")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("-o", "--out", required=True, help="output directory")
+    common(train)
+    train.set_defaults(func=_train)
+
+    contacts = commands.add_parser("contacts", help="contact scores (Frobenius, APC)")
+    contacts.add_argument("model", help="a `dca train` output directory or a params.dat")
+    contacts.add_argument("-o", "--out", required=True, help="scores file (i,j,score lines)")
+    contacts.set_defaults(func=_contacts)
+
+    energies = commands.add_parser("energies", help="energies of an alignment's sequences")
+    energies.add_argument("model")
+    energies.add_argument("alignment")
+    energies.add_argument("-o", "--out", required=True, help="one 'name energy' line each")
+    energies.set_defaults(func=_energies)
+
+    dms = commands.add_parser("dms", help="single-mutant scan: energy changes (L x q)")
+    dms.add_argument("model")
+    dms.add_argument("--wildtype", required=True, help="ALIGNMENT[:ROW] (row 0 by default)")
+    dms.add_argument("-o", "--out", required=True, help="'position letter delta_E' lines")
+    dms.set_defaults(func=_dms)
+
+    sample = commands.add_parser("sample", help="sequences drawn from the model, as FASTA")
+    sample.add_argument("model")
+    sample.add_argument("-n", type=int, default=1000, help="sequences (1000)")
+    sample.add_argument("--sweeps", type=int, default=1000, help="Gibbs sweeps before (1000)")
+    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("-o", "--out", required=True, help="FASTA file")
+    sample.set_defaults(func=_sample)
+
+
+def _load(path: str):
+    """(model, alphabet) from a `dca train` directory or an adabmDCA params file."""
+    from . import adabmdca
+
+    path = Path(path)
+    if path.is_dir():
+        summary = json.loads((path / "summary.json").read_text())
+        return adabmdca.load_params(path / "params.dat", summary["alphabet"]), summary["alphabet"]
+    model = adabmdca.load_params(path)
+    return model, adabmdca.alphabet_tokens(_alphabet_for(model.q))
+
+
+def _alphabet_for(q: int) -> str:
+    from .alignment import ALPHABETS
+
+    names = [name for name, letters in ALPHABETS.items() if len(letters) == q]
+    if not names:
+        raise ValueError(f"no standard alphabet has {q} letters: train with --alphabet")
+    return names[0]
+
+
+def _train(args) -> int:
+    import jax
+
+    import hamon_nnx as hn
+
+    from . import adabmdca, bmdca
+    from .alignment import msa
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    aln = msa(args.alignment, args.alphabet, theta=args.theta, pseudocount=args.pseudocount)
+    print(f"{aln.n_sequences} sequences, L = {aln.L}, q = {aln.q}, Meff = {aln.meff:.1f}")
+    run = bmdca.fit(
+        aln, jax.random.key(args.seed), n_chains=args.chains, n_sweeps=args.sweeps,
+        learning_rate=args.lr, l2=args.l2, target_pearson=args.target, max_steps=args.max_steps,
+        max_seconds=args.max_seconds, progress=not args.no_progress,
+    )  # fmt: skip
+    hn.save(run.model, out / "model", overwrite=True)
+    adabmdca.save_params(run.model, out / "params.dat", aln.alphabet)
+    (out / "history.json").write_text(json.dumps(run.history))
+    summary = {
+        "alignment": str(args.alignment), "alphabet": aln.alphabet, "L": aln.L, "q": aln.q,
+        "n_sequences": aln.n_sequences, "meff": aln.meff, "pseudocount": aln.pseudocount,
+        "chains": args.chains, "sweeps": args.sweeps, "learning_rate": args.lr,
+        "steps": run.history["step"][-1] if run.history["step"] else 0,
+        "pearson": run.pearson, "converged": run.converged,
+        "train_seconds": run.history["seconds"][-1] if run.history["seconds"] else 0.0,
+        "compile_seconds": run.history["compile_seconds"][-1] if run.history["step"] else 0.0,
+        "wall_seconds": time.perf_counter() - start,
+    }  # fmt: skip
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    print(json.dumps(summary) if args.json else f"Pearson {run.pearson:.4f} after "
+          f"{summary['steps']} steps, {summary['train_seconds']:.0f} s; wrote {out}")  # fmt: skip
+    return 0
+
+
+def _contacts(args) -> int:
+    from .scores import contact_scores, write_scores
+
+    model, _ = _load(args.model)
+    write_scores(args.out, contact_scores(model))
+    return 0
+
+
+def _energies(args) -> int:
+    from .alignment import msa
+    from .scores import sequence_energies
+
+    model, alphabet = _load(args.model)
+    aln = msa(args.alignment, alphabet, dedupe=False)
+    if aln.L != model.n_variables:
+        raise ValueError(f"the alignment has {aln.L} columns, the model {model.n_variables}")
+    energy = sequence_energies(model, aln.sequences)
+    lines = [f"{name}\t{e:.6f}" for name, e in zip(aln.names, energy, strict=True)]
+    Path(args.out).write_text("\n".join(lines) + "\n")
+    return 0
+
+
+def _dms(args) -> int:
+    from .alignment import msa
+    from .scores import single_mutant_scan
+
+    model, alphabet = _load(args.model)
+    path, _, row = args.wildtype.partition(":")
+    aln = msa(path, alphabet, dedupe=False)
+    row = int(row or 0)
+    if not 0 <= row < aln.n_sequences:
+        raise ValueError(f"--wildtype row {row} is not in 0..{aln.n_sequences - 1}")
+    delta = single_mutant_scan(model, aln.sequences[row])
+    letters = aln.alphabet
+    lines = [f"{i}\t{letters[a]}\t{delta[i, a]:.6f}" for i in range(delta.shape[0])
+             for a in range(delta.shape[1])]  # fmt: skip
+    Path(args.out).write_text("\n".join(lines) + "\n")
+    return 0
+
+
+def _sample(args) -> int:
+    import jax
+    import numpy as np
+
+    import hamon_nnx as hn
+
+    from .scores import write_fasta
+
+    model, alphabet = _load(args.model)
+    x = hn.sample(model, jax.random.key(args.seed), n_samples=1, n_chains=args.n,
+                  n_warmup=args.sweeps)  # fmt: skip
+    write_fasta(args.out, np.asarray(x)[:, -1], alphabet)
+    return 0
