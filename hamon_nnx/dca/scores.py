@@ -54,6 +54,11 @@ def contact_scores(model: DensePotts, *, apc: bool = True, drop_gap: bool = True
     """
     _check_dense(model)
     F = np.asarray(_frobenius(model.coupling[...], drop_gap), np.float64)
+    return _corrected(F, apc)
+
+
+def _corrected(F: np.ndarray, apc: bool) -> np.ndarray:
+    """Symmetrized norms with a zero diagonal, average-product corrected when `apc`."""
     F = 0.5 * (F + F.T)  # blocks ij and ji are transposes: equal up to float32 summation order
     np.fill_diagonal(F, 0.0)
     if apc:
@@ -62,6 +67,45 @@ def contact_scores(model: DensePotts, *, apc: bool = True, drop_gap: bool = True
             F = F - np.outer(F.sum(1), F.sum(0)) / total
         np.fill_diagonal(F, 0.0)
     return F
+
+
+def mean_field_contact_scores(alignment, *, apc: bool = True) -> np.ndarray:
+    """The mean-field DCA baseline (Morcos et al. 2011), as adabmDCA's `contacts` without a model.
+
+    The weighted covariance of the one-hot sequences (no pseudocount), shrunk
+    by 4.5 / sqrt(N) on its diagonal, inverted: J = -C^-1; the blocks of
+    partial correlations J_ij(a, b) / sqrt(J_ia,ia J_jb,jb), gap rows and
+    columns dropped, Frobenius norms, average-product corrected (as
+    `contact_scores`).
+
+    Args:
+        alignment: an `Alignment` (`hn.data.msa`).
+        apc: subtract the average-product correction.
+
+    Returns:
+        Symmetric (L, L) float64 scores.
+
+    Example:
+        >>> import numpy as np, os, tempfile, hamon_nnx as hn
+        >>> x = np.random.default_rng(0).integers(0, 5, size=(300, 6)); x[:, 4] = x[:, 1]
+        >>> path = os.path.join(tempfile.mkdtemp(), "a.fasta")
+        >>> _ = open(path, "w").write("".join(f">{i}\\n{''.join('-ACGU'[v] for v in r)}\\n"
+        ...                                   for i, r in enumerate(x)))
+        >>> F = mean_field_contact_scores(hn.data.msa(path, "rna"))
+        >>> np.unravel_index(F.argmax(), F.shape)
+        (np.int64(1), np.int64(4))
+    """
+    fi, fij = alignment.frequencies(pseudocount=0.0)
+    L, q = fi.shape
+    C = fij - fi[:, None, :, None] * fi[None, :, None, :]
+    C = C.transpose(0, 2, 1, 3).reshape(L * q, L * q)
+    C = C + 4.5 / np.sqrt(alignment.n_sequences) * np.eye(L * q)
+    J = -np.linalg.inv(C)
+    d = np.diag(J)  # negative: the product of two is not
+    pcc = (J / np.sqrt(d[:, None] * d[None, :])).reshape(L, q, L, q)
+    keep = np.arange(q) != GAP
+    pcc = pcc[:, keep][:, :, :, keep]
+    return _corrected(np.sqrt(np.sum(pcc**2, axis=(1, 3))), apc)
 
 
 def _check_dense(model):
