@@ -2,6 +2,7 @@
 
 from . import config as config
 from . import data as data
+from . import dca as dca
 from . import exact as exact
 from . import observers as observers
 from . import plots as plots
