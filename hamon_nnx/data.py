@@ -1155,21 +1155,3 @@ def _iterate(
     stop = len(order) - len(order) % batch_size if drop_last else len(order)
     for start in range(0, stop, batch_size):
         yield arr[order[start : start + batch_size]]
-
-
-def msa(path, alphabet: str = "protein", **kwargs):
-    """A multiple sequence alignment for DCA: `hamon_nnx.dca.alignment.msa` (see there).
-
-    FASTA (also gzipped) or Stockholm; gap = state 0; sequence weights by
-    identity (theta = 0.2), Meff, pseudocount 1 / Meff.
-
-    Example:
-        >>> import tempfile, os, hamon_nnx as hn
-        >>> path = os.path.join(tempfile.mkdtemp(), "a.fasta")
-        >>> _ = open(path, "w").write(">a\\nAC-U\\n>b\\nACGU\\n")
-        >>> hn.data.msa(path, "rna").sequences.tolist()
-        [[1, 2, 0, 4], [1, 2, 3, 4]]
-    """
-    from .dca.alignment import msa as read
-
-    return read(path, alphabet, **kwargs)

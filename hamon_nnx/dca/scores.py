@@ -79,7 +79,7 @@ def mean_field_contact_scores(alignment, *, apc: bool = True) -> np.ndarray:
     `contact_scores`).
 
     Args:
-        alignment: an `Alignment` (`hn.data.msa`).
+        alignment: an `Alignment` (`hn.dca.msa`).
         apc: subtract the average-product correction.
 
     Returns:
@@ -91,7 +91,7 @@ def mean_field_contact_scores(alignment, *, apc: bool = True) -> np.ndarray:
         >>> path = os.path.join(tempfile.mkdtemp(), "a.fasta")
         >>> _ = open(path, "w").write("".join(f">{i}\\n{''.join('-ACGU'[v] for v in r)}\\n"
         ...                                   for i, r in enumerate(x)))
-        >>> F = mean_field_contact_scores(hn.data.msa(path, "rna"))
+        >>> F = mean_field_contact_scores(hn.dca.msa(path, "rna"))
         >>> np.unravel_index(F.argmax(), F.shape)
         (np.int64(1), np.int64(4))
     """
