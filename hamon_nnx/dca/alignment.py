@@ -503,7 +503,7 @@ def msa(
     drop duplicates (keeping the first of each); weigh the sequences left
     (`sequence_weights`), so duplicates do not enter the weights. Meff is the
     sum of the weights and the default pseudocount is 1 / Meff (adabmDCA
-    uses 1 / int(Meff)).
+    1.0.0 uses 1 / Meff as well).
 
     Args:
         path: file to read.
