@@ -645,6 +645,20 @@ def flip_symmetric(model: EnergyModel, key: jax.Array, n_states: int = 16) -> bo
     return _invariant(model, key, n_states, "flip")
 
 
+def _counts_compilation(tune):
+    """`tune` (returning a plan) with its compilation added to the plan's `compile_time`."""
+
+    @functools.wraps(tune)
+    def counted(*args, **kwargs):
+        with compilation.counting() as spent:
+            plan = tune(*args, **kwargs)
+        plan.compile_time = spent + plan.compile_time
+        return plan
+
+    return counted
+
+
+@_counts_compilation
 def autotune(
     model: EnergyModel,
     key: jax.Array,
@@ -710,36 +724,6 @@ def autotune(
     Returns:
         NRPTPlan.
     """
-    with compilation.counting() as spent:
-        plan = _autotune(
-            model, key, n_betas=n_betas, n_explore=n_explore, max_rounds=max_rounds,
-            reference=reference, clamp=clamp, max_betas=max_betas, device=device,
-            n_replicas=n_replicas, collapse=collapse, n_chains=n_chains, max_chains=max_chains,
-            explorer=explorer, houdayer=houdayer,
-        )  # fmt: skip
-    plan.compile_time = spent + plan.compile_time
-    return plan
-
-
-def _autotune(
-    model: EnergyModel,
-    key: jax.Array,
-    *,
-    n_betas: int | None = UNSET,
-    n_explore: int | None = None,
-    max_rounds: int = 1024,
-    reference: str = "auto",
-    clamp=None,
-    max_betas: int = UNSET,
-    device="auto",
-    n_replicas: int = 1,
-    collapse: bool | None = None,
-    n_chains: int | None = None,
-    max_chains: int | None = None,
-    explorer=None,
-    houdayer: bool = False,
-) -> NRPTPlan:
-    """`autotune`'s stages (the public function counts their compilation)."""
     n_betas = renamed("hn.autotune", "n_chains", n_chains, "n_betas", n_betas, None)
     max_betas = renamed("hn.autotune", "max_chains", max_chains, "max_betas", max_betas, 256)
     if reference not in ("auto", "uniform", "variational"):
