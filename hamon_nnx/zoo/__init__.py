@@ -264,7 +264,7 @@ def info(name: str, **kwargs) -> dict:
         "data": meta.get("data", {}),
         "config": meta.get("config", {}),
         "command": meta.get("command", f"hamon-nnx train configs/{name}.yaml"),
-        "config_file": f"configs/{name}.yaml",
+        "config_file": meta.get("config_file", f"configs/{name}.yaml"),
         "training": meta.get("training", {}),
         "metrics": meta.get("metrics", {}),
         "environment": meta.get("environment", {}),
@@ -279,7 +279,8 @@ def info(name: str, **kwargs) -> dict:
 
 
 def data(name: str):
-    """The train/test data a pretrained model was trained on (`hamon_nnx.runs.RunData`).
+    """The train/test data a pretrained model was trained on (`hamon_nnx.runs.RunData`;
+    for a DCA family's model, its alignment, `hn.dca.Alignment`).
 
     Needs scikit-learn for the digits.
 
@@ -293,6 +294,12 @@ def data(name: str):
     from .. import runs
 
     meta = info(name)
+    if meta["data"].get("family"):  # a DCA family: its alignment, weighted as trained
+        from ..dca import families, msa
+
+        family, config = families.family(meta["data"]["family"]), meta["config"]
+        return msa(family.alignment, family.alphabet, theta=config["theta"],
+                   pseudocount=config["pseudocount"])  # fmt: skip
     return runs.load_data(config_lib.from_dict(meta["config"]))
 
 
