@@ -18,11 +18,11 @@ from . import bmdca as bmdca
 from . import families as families
 from . import scores as scores
 from . import structure as structure
+from .adabmdca import load_params as load_params
+from .adabmdca import save_params as save_params
 from .alignment import Alignment as Alignment
 from .alignment import msa as msa
 from .bmdca import fit as fit
-from .adabmdca import load_params as load_params
-from .adabmdca import save_params as save_params
 from .scores import contact_scores as contact_scores
 from .scores import precision_at as precision_at
 from .scores import ranked_pairs as ranked_pairs
