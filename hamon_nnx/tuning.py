@@ -39,6 +39,7 @@ from flax import nnx
 from .core import compilation, diagnostics, evidence, gibbs, schedule, tempering
 from .core import explorers as explorers_lib
 from .core import reference as ref_lib
+from .core.distributed import gather as _host
 from .deprecation import UNSET, renamed
 from .models.base import EnergyModel
 from .models.categorical_rbm import CategoricalRBM
@@ -64,12 +65,12 @@ class AdaptationStep:
 
 def _rejection(state: tempering.NRPTState) -> np.ndarray:
     """Mean rejection per pair, pooled over the replicas."""
-    total = np.asarray(state.rejection, np.float64).sum(axis=0)
-    return total / max(int(np.sum(state.n_stats)), 1)
+    total = _host(state.rejection).astype(np.float64).sum(axis=0)
+    return total / max(int(np.sum(_host(state.n_stats))), 1)
 
 
 def _round_trips(state: tempering.NRPTState) -> int:
-    return int(np.sum(state.round_trips))
+    return int(np.sum(_host(state.round_trips)))
 
 
 def tune_schedule(
@@ -94,7 +95,7 @@ def tune_schedule(
         key_step = jax.random.fold_in(key, step)
         state, _ = runner.run(key_step, state, n_rounds, n_explore, record=False, explorer=explorer)
         rejection = _rejection(state)
-        ladder = np.asarray(state.ladder[0], np.float64)
+        ladder = _host(state.ladder)[0].astype(np.float64)
         if history is not None:
             history.append(
                 AdaptationStep(ladder, rejection, n_rounds, _round_trips(state) - trips_before)
@@ -119,7 +120,7 @@ def tune_chains(total_barrier: float, min_chains: int = 4, max_chains: int = 256
 
 def resize(state: tempering.NRPTState, ladder: np.ndarray) -> tempering.NRPTState:
     """Move to a new ladder (any size): each new slot takes the nearest old chain."""
-    old = np.asarray(state.ladder[0], np.float64)
+    old = _host(state.ladder)[0].astype(np.float64)
     nearest = np.abs(ladder[:, None] - old[None, :]).argmin(axis=1)
     x = state.x[:, jnp.asarray(nearest)]  # on the devices: sharded chains stay off the host
     return init_state(x, jnp.asarray(ladder, jnp.float32))
@@ -260,8 +261,8 @@ def _own_mode_rate(runner: Runner, key, explorer, starts, like: tempering.NRPTSt
         )
         done = lag
         # slot i holds chain replica[i]: put the chains back in their order
-        chains = np.argsort(np.asarray(state.replica), axis=-1)
-        x = np.take_along_axis(np.asarray(state.x), chains[..., None], axis=1)
+        chains = np.argsort(_host(state.replica), axis=-1)
+        x = np.take_along_axis(_host(state.x), chains[..., None], axis=1)
         now = _mode_statistics(x.reshape(n_replicas * n_chains, n))
         corr = [abs(np.corrcoef(first[:, k], now[:, k])[0, 1]) for k in range(2)]
         corr = [c if np.isfinite(c) else 0.0 for c in corr]
@@ -394,12 +395,12 @@ class NRPTPlan:
             self._acceptance.append(np.asarray(tuned.acceptance, np.float64))
         start = state if start is None else start
         self._trips_at_start = _round_trips(start)
-        self._restarts_at_start = int(np.sum(start.restarts))
+        self._restarts_at_start = int(np.sum(_host(start.restarts)))
         self.compile_time = compilation.CompileTime()  # tuning's (set by autotune) + sampling's
 
     @property
     def ladder(self) -> np.ndarray:
-        return np.asarray(self.state.ladder[0], np.float64)
+        return _host(self.state.ladder)[0].astype(np.float64)
 
     @property
     def n_betas(self) -> int:
@@ -557,7 +558,7 @@ class NRPTPlan:
             n_explore=self.n_explore,
             total_barrier=barrier,
             round_trips=trips,
-            restarts=int(np.sum(self.state.restarts)) - self._restarts_at_start,
+            restarts=int(np.sum(_host(self.state.restarts))) - self._restarts_at_start,
             n_rounds=energy.shape[1],
             round_trip_rate=trips / ladder_rounds,
             predicted_round_trip_rate=schedule.predicted_round_trip_rate(barrier),
@@ -658,6 +659,18 @@ def _counts_compilation(tune):
     return counted
 
 
+LADDER_GRANULE = 8  # tuned ladder sizes are multiples of it: the same plan on 1, 2, 4, 8 devices
+
+
+def _ladder_size(placement, n: int) -> int:
+    """n rounded up to a multiple of `LADDER_GRANULE`, then of the device count.
+
+    Not to the device count alone: the tuned plan (and every draw after it)
+    must not depend on how many devices or processes run it.
+    """
+    return placement.round_up(LADDER_GRANULE * math.ceil(n / LADDER_GRANULE))
+
+
 @_counts_compilation
 def autotune(
     model: EnergyModel,
@@ -747,7 +760,7 @@ def autotune(
         candidates=candidates,
     )  # fmt: skip
     if n_betas is None:
-        start_n = runner.placement.round_up(start_n)
+        start_n = _ladder_size(runner.placement, start_n)
     state = runner.initial_state(keys[0], np.linspace(0.0, 1.0, start_n), n_replicas)
     history: list[AdaptationStep] = []
     explore = n_explore or 1
@@ -756,7 +769,7 @@ def autotune(
     )
     if n_betas is None:
         last = history[-1]
-        n_new = runner.placement.round_up(tune_chains(last.total_barrier, max_chains=max_betas))
+        n_new = _ladder_size(runner.placement, tune_chains(last.total_barrier, max_chains=max_betas))
         if abs(n_new - start_n) > 0.25 * start_n:  # else keep the compiled program's size
             ladder = schedule.equal_barrier_ladder(last.ladder, last.rejection, n_new)
             state = resize(state, ladder)
@@ -817,7 +830,7 @@ def autotune(
 
 
 def _log_z(runner: Runner, state, rounds: Rounds) -> evidence.LogZ:
-    ladder = np.asarray(state.ladder[0], np.float64)
+    ladder = _host(state.ladder)[0].astype(np.float64)
     return evidence.stepping_stone(rounds.energy, ladder, runner.log_z_reference())
 
 

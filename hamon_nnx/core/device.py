@@ -156,7 +156,7 @@ class Placement:
         target = self.device if self.mesh is None else self.replicated
         if target is None:
             return tree
-        return jax.device_put(tree, target)
+        return put(tree, target)
 
     def shard_chains(self, tree, axis: int = 0):
         """Put arrays whose axis `axis` is the chain axis: split over the mesh."""
@@ -165,7 +165,38 @@ class Placement:
         for leaf in jax.tree.leaves(tree):
             self.check_chains(int(np.shape(leaf)[axis]), "the chain axis")
         spec = PartitionSpec(*([None] * axis), CHAINS)
-        return jax.device_put(tree, NamedSharding(self.mesh, spec))
+        return put(tree, NamedSharding(self.mesh, spec))
+
+
+def put(tree, sharding):
+    """`jax.device_put(tree, sharding)`, also when the sharding spans several processes.
+
+    Over processes (`jax.distributed`), each process builds its own shards
+    from its copy of the value (`jax.make_array_from_callback`): the values
+    are the same in every process by construction (they depend only on the
+    key and the arguments, which `distributed.check_same` compares).
+    Arrays already spread over the processes are resharded by a copy
+    program.
+    """
+    if not isinstance(sharding, NamedSharding) or sharding.is_fully_addressable:
+        return jax.device_put(tree, sharding)
+    return jax.tree.map(lambda x: _put_global(x, sharding), tree)
+
+
+def _put_global(x, sharding: NamedSharding):
+    if isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+        data = _put_global(jax.random.key_data(x), _extend(sharding, x.ndim + 1))
+        return jax.random.wrap_key_data(data, impl=jax.random.key_impl(x))
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:
+        return jax.jit(lambda a: a, out_shardings=sharding)(x)
+    host = np.asarray(x)
+    return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+
+def _extend(sharding: NamedSharding, ndim: int) -> NamedSharding:
+    """The same sharding for an array with trailing axes added (a key's data)."""
+    spec = tuple(sharding.spec) + (None,) * (ndim - len(sharding.spec))
+    return NamedSharding(sharding.mesh, PartitionSpec(*spec[:ndim]))
 
 
 def constrain_chains(x, sharding: NamedSharding | None):
