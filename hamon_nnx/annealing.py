@@ -465,6 +465,8 @@ def _anneal_runs(model, key, n_runs, n_betas, betas, n_sweeps, reference, collap
     log_z_ref = ref_lib.log_partition(annealed.blocks, reference)
     place = device_lib.resolve(device, n_chains=n_runs, n_variables=annealed.n_variables)
     graphdef, params = nnx.split(annealed)
+    place.check_same({"key": key, "model": params, "n_runs, n_sweeps": (n_runs, n_sweeps),
+                      "betas": grid}, "hn.ais's arguments")  # fmt: skip
     params, key, reference = place.replicate((params, key, reference))
     x, log_w, completion_key = _anneal(
         graphdef, params, key, grid, reference, n_runs, n_sweeps, rao_blackwell, uniform

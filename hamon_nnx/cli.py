@@ -207,15 +207,20 @@ def _sample(args) -> int:
     import jax
 
     import hamon_nnx as hn
+    from hamon_nnx.core.distributed import is_writer
 
     target = resolve(args.model, _settings(args.set))
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    writer = is_writer()  # over several processes, process 0 writes and prints
+    if writer:
+        out.mkdir(parents=True, exist_ok=True)
     key = jax.random.key(args.seed)
-    bar = _stages(_sample_stage_names(args), not args.no_progress)
+    bar = _stages(_sample_stage_names(args), not args.no_progress and writer)
     start = time.perf_counter()
     try:
         samples, report = _draw_samples(target, args, key, bar)
+        if not writer:
+            return 0
         _advance(bar, "pictures")
         files = _write_samples(target, args, out, samples, report)
         if args.scan:
@@ -248,16 +253,16 @@ def _sample_stage_names(args) -> list[str]:
 def _draw_samples(target: Target, args, key, bar):
     """(samples (chain, draw, variable), NRPT report or None) by autotuned NRPT or Gibbs."""
     import jax
-    import numpy as np
 
     import hamon_nnx as hn
+    from hamon_nnx.core.distributed import gather
 
     if args.method == "nrpt":
         plan = hn.autotune(target.model, key, max_rounds=args.max_rounds, explorer=args.explorer)
         _advance(bar, "sampling")
-        samples = np.asarray(plan.sample(jax.random.fold_in(key, 1), args.n))
+        samples = gather(plan.sample(jax.random.fold_in(key, 1), args.n))
         return samples, plan.report()
-    samples = np.asarray(
+    samples = gather(
         hn.sample(
             target.model,
             key,
@@ -802,12 +807,24 @@ def _check_args(args) -> None:
         raise UsageError(f"--max-rounds must be >= 32, got {args.max_rounds}")
 
 
+def _join_processes() -> None:
+    """Under `python -m hamon_nnx.launch` (or its variables): join the run's other
+    processes, so "auto" placement shards over all of their devices."""
+    from hamon_nnx.core import distributed
+
+    if distributed.launched():
+        distributed.initialize()
+        if not distributed.is_writer():  # process 0 prints the results; errors still show
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 2 bad input)."""
     args = build_parser().parse_args(argv)
     prog = "hamon-nnx " + args.command
     try:
         _check_args(args)
+        _join_processes()
         return args.func(args)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)

@@ -41,6 +41,12 @@ def _pipe(stream, index: int, out) -> None:
     stream.close()
 
 
+def _report(index: int, code: int, seconds: float, how: str = "") -> None:
+    if code != 0:
+        print(f"hamon_nnx.launch: process {index} {how}exited with status {code} after "
+              f"{seconds:.1f} s", file=sys.stderr, flush=True)  # fmt: skip
+
+
 def launch(command: list[str], n: int, local_devices: int | None = None, grace: float = 60.0,
            prefix: bool = True) -> int:  # fmt: skip
     """Run `command` as `n` processes of one run; return the exit status (see module doc)."""
@@ -65,24 +71,32 @@ def launch(command: list[str], n: int, local_devices: int | None = None, grace: 
             t = threading.Thread(target=_pipe, args=(proc.stdout, index, sys.stdout), daemon=True)
             t.start()
             threads.append(t)
-    status, failed_at = 0, None
+    status, failed_at, start = 0, None, time.monotonic()
+    reported, terminated = set(), set()
     while any(p.poll() is None for p in procs):
-        for p in procs:
+        for index, p in enumerate(procs):
             code = p.poll()
+            if code is not None and index not in reported:
+                reported.add(index)
+                _report(index, code, time.monotonic() - start)
             if code not in (None, 0) and status == 0:
                 status, failed_at = code, time.monotonic()
         if failed_at is not None and time.monotonic() - failed_at > grace:
-            for p in procs:
+            for index, p in enumerate(procs):
                 if p.poll() is None:
                     p.terminate()
+                    terminated.add(index)
             break
         time.sleep(0.05)
-    for p in procs:
+    for index, p in enumerate(procs):
         try:
             code = p.wait(timeout=10)
         except subprocess.TimeoutExpired:
             p.kill()
             code = p.wait()
+        if index not in reported:
+            how = "terminated by the launcher; " if index in terminated else ""
+            _report(index, code, time.monotonic() - start, how)
         if code != 0 and status == 0:
             status = code
     for t in threads:

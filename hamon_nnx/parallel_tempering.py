@@ -134,6 +134,7 @@ class Runner:
         self.reference = reference
         n_free = model.n_variables - (0 if self.clamp is None else int(np.sum(self.clamp[0])))
         self.placement = device_lib.resolve(device, n_chains=n_chains, n_variables=n_free)
+        self.placement.check_same({"model": self.params, "clamp": self.clamp}, "the models")
         self.params, self.clamp = self.placement.replicate((self.params, self.clamp))
 
     def _place(self, state: tempering.NRPTState) -> tempering.NRPTState:
@@ -206,6 +207,8 @@ class Runner:
         Runner's `houdayer`).
         """
         houdayer = self.houdayer if houdayer is None else houdayer
+        self.placement.check_same({"key": key, "n_rounds, n_explore, thin": (n_rounds, n_explore,
+                                   thin), "explorer": repr(explorer)}, "the NRPT run's arguments")  # fmt: skip
         program_explorer, which = explorer, 0
         if len(self.candidates) > 1 and explorer in self.candidates:
             # the candidates share one program: compiled once for the tuner and the plan

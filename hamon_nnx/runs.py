@@ -578,18 +578,21 @@ def train(
     Returns:
         RunResult with the trained model, its checkpoint path, history and metrics.
     """
+    from .core import distributed
     from .training import checkpoint
 
-    log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+    writer = distributed.is_writer()  # over several processes, process 0 logs and clears
+    log = log or (lambda line: print(line, file=sys.stderr, flush=True) if writer else None)
     out = Path(output) if output is not None else cfg.output_dir()
     model_path = out / MODEL_DIR
     if model_path.exists() and not overwrite:
         raise FileExistsError(f"{model_path} exists; pass overwrite=True (or --overwrite)")
     data = load_data(cfg)
     model = build_model(cfg, data)
-    if not resume and (out / TRAINING_DIR).is_dir():
+    if writer and not resume and (out / TRAINING_DIR).is_dir():
         # a fresh run: stale checkpoints of an earlier run would shadow this run's steps
         shutil.rmtree(out / TRAINING_DIR)
+    distributed.barrier(f"hamon_nnx.runs.train {out}")
     trainer = build_trainer(
         cfg, model, checkpoint_dir=out / TRAINING_DIR, progress=progress,
         steps_per_epoch=steps_per_epoch(cfg, data),

@@ -290,6 +290,9 @@ def _run(
     place = device_lib.resolve(device, n_chains=n_chains, n_variables=n_free)
     place.check_chains(n_chains)
     graphdef, state = nnx.split(model)
+    place.check_same({"key": key, "model": state, "n_chains, n_samples, n_warmup, thin":
+                      (n_chains, n_samples, n_warmup, thin), "beta": beta, "init": init,
+                      "clamp": clamp}, "hn.sample's arguments")  # fmt: skip
     mask, values = clamp if clamp is not None else (None, None)
     state, key, mask, values = place.replicate((state, key, mask, values))
     beta, init = place.shard_chains((beta, init))

@@ -769,7 +769,9 @@ def autotune(
     )
     if n_betas is None:
         last = history[-1]
-        n_new = _ladder_size(runner.placement, tune_chains(last.total_barrier, max_chains=max_betas))
+        n_new = _ladder_size(
+            runner.placement, tune_chains(last.total_barrier, max_chains=max_betas)
+        )
         if abs(n_new - start_n) > 0.25 * start_n:  # else keep the compiled program's size
             ladder = schedule.equal_barrier_ladder(last.ladder, last.rejection, n_new)
             state = resize(state, ladder)

@@ -8,6 +8,7 @@ processes x K devices. Every array result is gathered to every process;
 process 0 writes them.
 """
 
+import json
 import os
 import sys
 
@@ -61,14 +62,47 @@ def ais(mesh) -> dict:
     return {"log_weights": r.log_weights, "log_z": np.float64(r.log_z)}
 
 
-def train(mesh) -> dict:
+def train(mesh, epochs=4, **kwargs) -> dict:
+    """20 steps of PCD; with CHECKPOINT_DIR set, checkpointed (and resumed if it holds one)."""
     data = np.random.default_rng(0).integers(0, 2, size=(80, 12)).astype(np.int8)
     rbm = hn.RBM(12, 6, rngs=nnx.Rngs(0))
     trainer = hn.Trainer(rbm, optax.adam(1e-2), negative=hn.PCD(n_chains=16, k=1),
-                         progress=False, eval_every=0, device=mesh)  # fmt: skip
-    history = trainer.fit(data, epochs=4, batch_size=16)  # 20 steps
+                         progress=False, eval_every=0, device=mesh, **kwargs)  # fmt: skip
+    history = trainer.fit(data, epochs=epochs, batch_size=16, resume="checkpoint_dir" in kwargs)
     params = nnx.state(rbm, nnx.Param)
-    return {"params": params, "loss": np.asarray(history["loss"])}
+    return {"params": params, "loss": np.asarray(history["loss"]), "chains": trainer.negative_state}
+
+
+def checkpoint_first_half(mesh) -> dict:
+    """Steps 1-10, checkpointed to $CHECKPOINT_DIR."""
+    return train(mesh, 2, checkpoint_dir=os.environ["CHECKPOINT_DIR"], checkpoint_every=5)
+
+
+def checkpoint_resumed(mesh) -> dict:
+    """Steps 11-20 after resuming from $CHECKPOINT_DIR."""
+    return train(mesh, 4, checkpoint_dir=os.environ["CHECKPOINT_DIR"], checkpoint_every=5)
+
+
+def mismatch(mesh) -> dict:
+    """Each process passes its own key (or model, or chain count): named before any work."""
+    me = distributed.process_index()
+    ising = hn.IsingModel.lattice((6, 6), coupling=0.4)
+    errors = {}
+    calls = {
+        "key": lambda: hn.sample(ising, jax.random.key(me), n_chains=8, device=mesh),
+        "model": lambda: hn.nrpt(hn.IsingModel.lattice((6, 6), coupling=0.4 + me), jax.random.key(0),
+                                 n_rounds=4, n_betas=8, device=mesh),
+        "n_runs": lambda: hn.ais(ising, jax.random.key(0), n_runs=8 * (me + 1), n_betas=10,
+                                 device=mesh),
+    }  # fmt: skip
+    for name, call in calls.items():
+        try:
+            call()
+            errors[name] = ""
+        except ValueError as err:
+            errors[name] = str(err)
+    print(json.dumps(errors), flush=True)
+    return {}
 
 
 def main() -> int:
@@ -83,6 +117,19 @@ def main() -> int:
         np.savez(out, **results)
     print(f"process {distributed.process_index()} of {distributed.process_count()}: done")
     return 0
+
+
+def die(mesh) -> dict:
+    """Process 1 dies after a first run; the others go on sampling until they fail."""
+    ising = hn.IsingModel.lattice((6, 6), coupling=0.4)
+    hn.sample(ising, jax.random.key(0), n_samples=2, n_chains=8, device=mesh)
+    if distributed.process_index() == 1:
+        print("process 1: exiting", flush=True)
+        os._exit(3)
+    for i in range(10_000):
+        x = hn.sample(ising, jax.random.key(i), n_samples=2, n_chains=8, device=mesh)
+        distributed.gather(x)
+    return {}
 
 
 if __name__ == "__main__":

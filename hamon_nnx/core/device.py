@@ -6,7 +6,9 @@ Every entry point (`hn.sample`, `hn.nrpt`, `hn.autotune`, `hn.autosample`,
 
 * `None`: placement untouched; JAX runs the program where its inputs are
   (its default device).
-* `"auto"` (the default): with no accelerator visible, placement untouched.
+* `"auto"` (the default): in a run over several processes
+  (`hn.distributed.initialize`), the chains are sharded over every device
+  of every process. Otherwise, with no accelerator visible, placement untouched.
   With one, work that is dispatch-bound goes to the CPU and the rest stays
   on the accelerator. The work score is the variable updates of one sweep,
   chains x free variables: both a CPU sweep and an accelerator sweep cost
@@ -150,6 +152,18 @@ class Placement:
                 f"{name} = {n_chains} must be a multiple of the {d} devices the chains are "
                 f"sharded over (e.g. {d * math.ceil(n_chains / d)}), or use fewer devices"
             )
+
+    @property
+    def multi_process(self) -> bool:
+        """Whether the mesh spans several processes (`jax.distributed`)."""
+        return self.mesh is not None and len({d.process_index for d in self.mesh.devices.flat}) > 1
+
+    def check_same(self, values: dict, what: str = "the arguments") -> None:
+        """Over several processes: raise unless each value is the same in all of them."""
+        if self.multi_process:
+            from . import distributed
+
+            distributed.check_same(values, what)
 
     def replicate(self, tree):
         """Put every array of `tree` on the device, or a full copy on every mesh device."""
@@ -396,6 +410,10 @@ def resolve(
     if forced == "gpu":
         return Placement(device=_gpu(), reason=f"{ENV_DEVICE}=gpu")
     limit = threshold()  # validated even when unused, so a typo shows up at once
+    if jax.process_count() > 1:  # a run over several processes: all of their devices
+        mesh = chain_mesh()
+        return Placement(mesh=mesh, reason=f"auto: {jax.process_count()} processes, chains "
+                         f"sharded over their {mesh.size} devices")  # fmt: skip
     if not accelerators():
         return Placement(reason="auto: no accelerator, placement left to JAX")
     if n_chains is None or n_variables is None:

@@ -130,6 +130,14 @@ def is_writer() -> bool:
     return jax.process_index() == 0
 
 
+def barrier(name: str) -> None:
+    """Wait until every process reaches the barrier called `name` (no-op alone)."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
+
+
 def gather(tree):
     """Every array of `tree` as a whole numpy array, in every process.
 
@@ -154,27 +162,30 @@ def gather(tree):
     return jax.tree.map(one, tree)
 
 
-def check_same(name: str, value) -> None:
-    """Raise unless `value` (bytes, str, numbers or arrays) is the same in every process.
+def check_same(values: dict, what: str = "the arguments") -> None:
+    """Raise unless every value of `values` is the same in every process.
 
-    Used before any work, so a run whose processes were given different
-    keys, models or chain counts stops at once, naming what differs.
+    Entry points call it before any work on a mesh that spans processes, so
+    a run whose processes were given different keys, models or chain counts
+    stops at once, naming what differs. Values: arrays (PRNG keys too),
+    numbers, strings, and trees of them (an nnx state).
 
     Example:
         >>> import hamon_nnx as hn
-        >>> hn.distributed.check_same("n_chains", 64)  # one process: nothing to compare
+        >>> hn.distributed.check_same({"n_chains": 64})  # one process: nothing to compare
     """
     if jax.process_count() == 1:
         return
     from jax.experimental import multihost_utils
 
-    digest = np.frombuffer(_digest(value), np.uint8)
-    everyone = np.asarray(multihost_utils.process_allgather(digest))
-    differ = [p for p in range(everyone.shape[0]) if not np.array_equal(everyone[p], everyone[0])]
+    names = list(values)
+    mine = np.stack([np.frombuffer(_digest(values[k]), np.uint8) for k in names])
+    everyone = np.asarray(multihost_utils.process_allgather(mine))  # (processes, k, 32)
+    differ = [k for i, k in enumerate(names) if np.any(everyone[:, i] != everyone[0, i])]
     if differ:
         raise ValueError(
-            f"{name} differs between processes (process 0 and {differ}); every process of a "
-            "run must be given the same arguments"
+            f"{what} differ between the processes: {', '.join(differ)}; every process of a run "
+            "must be given the same ones (same key, model, data and counts)"
         )
 
 

@@ -276,7 +276,11 @@ def _info(ocp, config: dict, metadata: dict, state_dir: Path) -> dict:
 def _write(tmp: Path, state, config: dict, metadata: dict) -> None:
     """Write the state and model.json into directory `tmp` and fsync them."""
     ocp = _orbax()
-    with ocp.StandardCheckpointer() as checkpointer:
+    # over several processes only this one (process 0) writes: the others wait in `save`
+    only_me = ocp.options.MultiprocessingOptions(
+        primary_host=jax.process_index(), active_processes={jax.process_index()}
+    )
+    with ocp.StandardCheckpointer(multiprocessing_options=only_me) as checkpointer:
         checkpointer.save(tmp / STATE_DIR, nnx.to_pure_dict(state))
         checkpointer.wait_until_finished()
     info = _info(ocp, config, metadata, tmp / STATE_DIR)
@@ -316,6 +320,20 @@ def save(
     path = _absolute(path)
     metadata, config = _checked_metadata_and_config(model, metadata)
     state = _checked_state(model, config)
+    if jax.process_count() > 1:  # several processes: process 0 writes, the others wait
+        from ..core import distributed
+
+        state = distributed.gather(state)
+        if distributed.is_writer():
+            _save_here(path, state, config, metadata, overwrite)
+        distributed.barrier(f"hamon_nnx.save {path}")
+        return path
+    _save_here(path, state, config, metadata, overwrite)
+    return path
+
+
+def _save_here(path: Path, state, config: dict, metadata: dict, overwrite: bool) -> None:
+    """`save`'s writing, by this process alone."""
     _check_target(path, overwrite)
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -328,7 +346,6 @@ def save(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return path
 
 
 def _missing(path: Path) -> FileNotFoundError:

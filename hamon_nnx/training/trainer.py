@@ -624,6 +624,11 @@ class Trainer:
         return int(epochs[index]) if index is not None and index < len(epochs) else -1
 
     # -- checkpoints ---------------------------------------------------------
+    # Saved over several processes, restored in any number: arrays spread over
+    # the processes are written shard by shard (Orbax's multi-host support),
+    # arrays every process holds whole are written as numpy by process 0, and a
+    # restore reads every array whole into each process; `fit` puts them back
+    # on its own mesh.
     def _checkpoint_manager(self):
         if self.checkpoint_dir is None:
             return None
@@ -678,7 +683,7 @@ class Trainer:
         manager.save(
             self.step,
             args=ocp.args.Composite(
-                state=ocp.args.StandardSave(self._training_state()),
+                state=ocp.args.StandardSave(_savable(self._training_state())),
                 meta=ocp.args.JsonSave(meta),
             ),
         )
@@ -703,9 +708,7 @@ class Trainer:
         template = self._training_state()
         if self.online is not None and self.online_state is None:
             template["online"] = self._online_template()
-        target = jax.tree.map(
-            lambda a: jax.ShapeDtypeStruct(np.shape(a), np.asarray(a).dtype), template
-        )
+        target = _restore_target(template)
         try:
             restored = manager.restore(
                 step,
@@ -806,6 +809,9 @@ class Trainer:
         if not self._start_fit(epochs, resume):
             return self.history
         self._place(batch_size)
+        self.placement.check_same({"train_data": train_data, "epochs, batch_size": (epochs,
+                                   batch_size), "seed": self.seed, "model": nnx.state(self.model)},
+                                  "Trainer.fit's arguments")  # fmt: skip
         self._start_online(train, batch_size)
         self._eval_period = evaluation.period_in_steps(
             self._evaluation_work(len(train), 0 if evals is None else len(evals)),
@@ -982,3 +988,26 @@ class Trainer:
             self._sync()
         for callback in self.step_callbacks:
             callback(self, self.step, loss)
+
+
+def _savable(tree):
+    """Arrays Orbax can write from several processes: a process-local jax.Array
+    (held whole by every process) becomes numpy; global arrays stay."""
+    if jax.process_count() == 1:
+        return tree
+    return jax.tree.map(
+        lambda x: np.asarray(x) if isinstance(x, jax.Array) and x.is_fully_addressable else x, tree
+    )
+
+
+def _restore_target(template):
+    """Shapes and dtypes to restore into, each array whole on every process."""
+    if jax.process_count() == 1:
+        sharding = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    else:
+        mesh = jax.sharding.Mesh(np.array(jax.devices()), ("all",))
+        sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+    return jax.tree.map(
+        lambda a: jax.ShapeDtypeStruct(np.shape(a), np.asarray(a).dtype, sharding=sharding),
+        template,
+    )
