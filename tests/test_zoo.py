@@ -11,10 +11,12 @@ import pytest
 
 import hamon_nnx as hn
 from hamon_nnx import config, zoo
+from hamon_nnx.models.potts import DensePotts
 
 DIGITS = ["ising-digits", "potts-digits-4", "rbm-digits-16", "rbm-digits-64"]
 FASHION = ["categorical-rbm-fashion-mnist-4", "rbm-fashion-mnist-20", "rbm-fashion-mnist-500"]
-PRETRAINED = sorted(DIGITS + FASHION)
+DCA = ["potts-rf00379"]
+PRETRAINED = sorted(DIGITS + FASHION + DCA)
 PHYSICS = ["ising-2d", "ising-3d", "spin-glass-ea", "spin-glass-sk", "potts-2d"]
 CONFIGS = Path(__file__).parent.parent / "configs"
 
@@ -269,3 +271,25 @@ def test_order_parameter():
     assert zoo.order_parameter(potts, x).tolist() == [1.0, 0.0]
     ising = zoo.ising_2d(4)
     assert zoo.order_parameter(ising, -np.ones((1, 16), np.int8)).tolist() == [1.0]
+
+
+def test_dca_family_entry():
+    """bmDCA of RF00379: trained to Pearson 0.95, its data the shipped alignment,
+    and natural sequences score lower energies than the same letters shuffled."""
+    model = zoo.load("potts-rf00379")
+    meta = zoo.info("potts-rf00379")
+    assert isinstance(model, DensePotts) and (model.n_variables, model.q) == (136, 5)
+    assert meta["command"].startswith("hamon-nnx dca train --config configs/dca/potts-rf00379")
+    assert (CONFIGS / "dca" / "potts-rf00379.yaml").is_file()
+    assert meta["metrics"]["pearson"]["value"] >= 0.95
+    assert meta["metrics"]["pearson_resampled"]["value"] > 0.9
+    assert meta["metrics"]["contact_precision"]["value"] is None  # no structure ships
+    history = meta["training"]["history"]
+    assert len(history["pearson"]) == meta["training"]["steps"] == history["step"][-1]
+    aln = zoo.data("potts-rf00379")
+    assert (aln.n_sequences, aln.L, aln.meff) == (3646, 136, meta["data"]["meff"])
+    natural = hn.dca.sequence_energies(model, aln.sequences[:500])
+    rng = np.random.default_rng(0)
+    shuffled = np.stack([rng.permutation(col) for col in aln.sequences[:500].T], axis=1)
+    decoys = hn.dca.sequence_energies(model, shuffled)
+    assert natural.mean() < decoys.mean() - 10 * decoys.std() / np.sqrt(500)

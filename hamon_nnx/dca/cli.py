@@ -52,7 +52,8 @@ def add_parser(sub, common) -> None:
     train.set_defaults(func=_train)
 
     contacts = commands.add_parser("contacts", help="contact scores (Frobenius, APC)")
-    contacts.add_argument("model", help="a `dca train` output directory or a params.dat")
+    contacts.add_argument("model", help="a `dca train` output directory, a params.dat or a zoo "
+                          "name (potts-rf00379)")  # fmt: skip
     contacts.add_argument("-o", "--out", required=True, help="scores file (i,j,score lines)")
     contacts.set_defaults(func=_contacts)
 
@@ -78,9 +79,15 @@ def add_parser(sub, common) -> None:
 
 
 def _load(path: str):
-    """(model, alphabet) from a `dca train` directory or an adabmDCA params file."""
+    """(model, alphabet) from a `dca train` directory, an adabmDCA params file or a
+    zoo name (`potts-rf00379`)."""
     from . import adabmdca
 
+    if not Path(path).exists():
+        from .. import zoo
+
+        if path in zoo.names():
+            return zoo.load(path), zoo.info(path)["data"]["alphabet"]
     path = Path(path)
     if path.is_dir():
         summary = json.loads((path / "summary.json").read_text())
