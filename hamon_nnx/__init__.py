@@ -11,6 +11,7 @@ from . import zoo as zoo
 from .annealing import AISResult as AISResult
 from .annealing import ais as ais
 from .core import device as _device
+from .core import distributed as distributed
 from .core.device import Placement as Placement
 from .core.device import chain_mesh as chain_mesh
 from .core.device import disable_compile_cache as disable_compile_cache

@@ -33,9 +33,13 @@ AREAS = ("sample", "nrpt", "autotune", "ais", "train")
 def sample(mesh) -> dict:
     ising = hn.IsingModel.lattice((6, 6), coupling=0.4, field=0.1)
     rbm = hn.RBM(12, 6, rngs=nnx.Rngs(1))
+    observers = {"energy": hn.observers.Energy(), "moments": hn.observers.Moments()}
     return {
         "ising": hn.sample(ising, jax.random.key(3), n_samples=10, n_chains=8, device=mesh),
         "rbm": hn.sample(rbm, jax.random.key(3), n_samples=10, n_chains=8, device=mesh),
+        "observed": hn.observe(
+            ising, jax.random.key(4), observers, n_samples=10, n_chains=8, device=mesh
+        ),  # fmt: skip
     }
 
 

@@ -42,20 +42,21 @@ bit-identical draws on 1, 2 and 4 devices. Training reductions over a
 sharded batch are summed per device first, so trained parameters agree to
 float32 rounding, not bit for bit.
 
-Multi-host: start every process with `jax.distributed.initialize()` (on a
-cluster with SLURM or Cloud TPU it finds its peers itself; otherwise pass
-`coordinator_address`, `num_processes` and `process_id`), then build the
-mesh over the global devices, `mesh = hn.chain_mesh()` (`jax.devices()` is
-global after `initialize`), and run the same call with the same key in
-every process: `hn.sample(model, key, n_chains=1024, device=mesh)`. The
-inputs are identical in every process by construction (they depend only on
-the key), each process computes its own chains, and the result is a global
-`jax.Array`; gather it where you need it with
-`jax.experimental.multihost_utils.process_allgather(samples)`. NRPT's
-per-round statistics are returned replicated and the chains never leave
-the devices, so `hn.nrpt`, `hn.autotune` and plans run the same way on
-every host. (Multi-host runs are not tested here: the tests use several
-devices of one process.)
+Several processes (`hn.distributed`, tested with 2 processes x 2 CPU
+devices): every process calls `hn.distributed.initialize()` first (or is
+started by `python -m hamon_nnx.launch -n N -- COMMAND`), then runs the same
+calls with the same arguments; "auto" placement then shards over every
+device of every process (a Mesh spanning processes works as `device=` too).
+Inputs are built in each process from its own copy (`put`: they depend only
+on the key and the arguments, and `Placement.check_same` compares them
+before any work), so draws, log Z, plans, AIS weights and trained parameters
+are bit-identical to one process with one device. Chains come back as
+global arrays: `hn.distributed.gather(x)` gives each process the whole
+array; small statistics are replicated. One caveat measured on CPUs: XLA's
+CPU matrix products may split a reduction over a device's threads, so a
+device with a different thread count (two devices sharing one process's
+pool) can round a large training gradient differently; separate processes
+with one device each match one process with one device.
 
 Example:
     >>> import hamon_nnx as hn
