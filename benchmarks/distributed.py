@@ -177,7 +177,7 @@ def main(argv=None) -> int:
         print(f"{name} ...", file=sys.stderr, flush=True)
         doc["layouts"][name] = run_layout(args, processes, devices)
     ref = doc["layouts"]["1x1"]
-    for name, r in doc["layouts"].items():
+    for r in doc["layouts"].values():
         r["same_draws_as_1x1"] = (r["nrpt_draws_sum"], r["nrpt_log_z"], r["train_params_sum"]) == (
             ref["nrpt_draws_sum"], ref["nrpt_log_z"], ref["train_params_sum"])  # fmt: skip
         r["nrpt_round_vs_1x1"] = r["nrpt_seconds_per_round"] / ref["nrpt_seconds_per_round"]
