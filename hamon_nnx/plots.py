@@ -13,6 +13,13 @@ import sys
 import numpy as np
 
 from .core import schedule
+from .core.distributed import is_writer
+
+
+def _save(fig, path, dpi: int) -> None:
+    """Save the figure; over several processes, process 0 alone writes it."""
+    if is_writer():
+        fig.savefig(path, dpi=dpi)
 
 
 def _pyplot():
@@ -27,7 +34,7 @@ def _pyplot():
     return plt
 
 
-def plot_barrier(plan_or_report, path: str | None = None):
+def plot_barrier(plan_or_report, path: str | os.PathLike | None = None):
     """The local barrier lambda(beta), the cumulative barrier and the ladder.
 
     Args:
@@ -71,7 +78,7 @@ def plot_barrier(plan_or_report, path: str | None = None):
     bottom.set_xlim(0, 1)
     fig.tight_layout()
     if path is not None:
-        fig.savefig(path, dpi=120)
+        _save(fig, path, dpi=120)
     return fig
 
 
@@ -91,7 +98,7 @@ def _as_images(samples, image_shape) -> np.ndarray:
 def plot_samples(
     samples,
     image_shape=(8, 8),
-    path: str | None = None,
+    path: str | os.PathLike | None = None,
     *,
     n: int = 64,
     ncols: int | None = None,
@@ -148,11 +155,13 @@ def plot_samples(
     # a gap between panels: two dark images side by side would read as one
     fig.tight_layout(pad=0.3, h_pad=0.5, w_pad=0.5, rect=(0, 0, 1, 0.95 if title else 1))
     if path is not None:
-        fig.savefig(path, dpi=100)
+        _save(fig, path, dpi=100)
     return fig
 
 
-def plot_filters(rbm, image_shape=(8, 8), path: str | None = None, *, n: int | None = None):
+def plot_filters(
+    rbm, image_shape=(8, 8), path: str | os.PathLike | None = None, *, n: int | None = None
+):
     """The weights of each RBM hidden unit drawn as an image (its receptive field).
 
     Each filter W[:, j] shares one symmetric colour scale (red positive,
@@ -204,13 +213,15 @@ def plot_filters(rbm, image_shape=(8, 8), path: str | None = None, *, n: int | N
     fig.suptitle(f"RBM filters W[:, j] ({W.shape[1]} hidden units)", fontsize=10)
     fig.tight_layout(rect=(0, 0, 0.84, 0.95))
     cax = fig.add_axes((0.86, 0.15, 0.025, 0.7))
-    fig.colorbar(image, cax=cax)
+    fig.colorbar(image, cax=cax)  # pyright: ignore[reportArgumentType]
     if path is not None:
-        fig.savefig(path, dpi=100)
+        _save(fig, path, dpi=100)
     return fig
 
 
-def plot_training_curves(history, path: str | None = None, *, title: str | None = None):
+def plot_training_curves(
+    history, path: str | os.PathLike | None = None, *, title: str | None = None
+):
     """Training curves from a `Trainer` history: loss, log-likelihoods, other metrics.
 
     Args:
@@ -269,13 +280,13 @@ def plot_training_curves(history, path: str | None = None, *, title: str | None 
         axes[0].set_title(title, fontsize=10)
     fig.tight_layout()
     if path is not None:
-        fig.savefig(path, dpi=110)
+        _save(fig, path, dpi=110)
     return fig
 
 
 def plot_thermodynamics(
     scan,
-    path: str | None = None,
+    path: str | os.PathLike | None = None,
     *,
     critical_beta: float | None = None,
     exact_energy=None,
@@ -328,5 +339,5 @@ def plot_thermodynamics(
         top.set_title(title, fontsize=10)
     fig.tight_layout()
     if path is not None:
-        fig.savefig(path, dpi=110)
+        _save(fig, path, dpi=110)
     return fig

@@ -22,6 +22,7 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 from functools import partial
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -38,7 +39,7 @@ from . import evaluation
 from . import metrics as metric_lib
 from .checkpoint import save as save_model
 from .losses import check_data, contrastive_loss, n_data_variables
-from .negative import CD, PCD, ExactNegative, NRPTNegative
+from .negative import CD, PCD, ExactNegative, NRPTNegative, NRPTNegativeState
 from .trajectory import TrajectoryAIS, TrajectoryState
 
 # Incremented each time the training program is traced (tests count retraces).
@@ -63,7 +64,7 @@ def _one_step(graphdef, negative, chain_sharding, centered, state, negative_stat
     with jax.numpy_dtype_promotion("standard"):  # optax mixes int counters and floats
         optimizer.update(model, grads)
     if centered:
-        model.uncenter(W_before, offsets)
+        model.uncenter(W_before, offsets)  # pyright: ignore[reportPossiblyUnboundVariable]
     finite = jnp.isfinite(loss)
     for leaf in jax.tree.leaves(nnx.state(model, nnx.Param)):
         # one max-reduction: NaN propagates through max, inf stays inf
@@ -81,6 +82,7 @@ def _loss_and_gradient(model, negative, batch, negatives, centered=False):
     if loss_fn is None:
         closed_form = getattr(model, "contrastive_gradient", None)
         if centered:
+            assert closed_form is not None  # the Trainer checked it at construction
             return closed_form(batch, negatives, centered=True)
         result = None if closed_form is None else closed_form(batch, negatives)
         if result is not None:
@@ -298,8 +300,8 @@ class Trainer:
         model: EnergyModel,
         optimizer: optax.GradientTransformation,
         *,
-        negative=None,
-        checkpoint_dir=None,
+        negative: CD | PCD | NRPTNegative | ExactNegative | None = None,
+        checkpoint_dir: str | os.PathLike | None = None,
         checkpoint_every: int = 100,
         max_to_keep: int = 3,
         seed: int = 0,
@@ -309,9 +311,9 @@ class Trainer:
         log_likelihood: str = "auto",
         estimate_samples: int = 1000,
         progress: bool = True,
-        device="auto",
+        device: Any = "auto",
         steps_per_call: int | None = None,
-        metrics="auto",
+        metrics: str | Sequence[str] = "auto",
         online: TrajectoryAIS | None = None,
         centered: bool = False,
         patience: int | None = None,
@@ -486,9 +488,9 @@ class Trainer:
         logs = {}
         subset = data[:1000]
         if self.log_likelihood != "none" and "log_likelihood" in self.metrics:
-            log_z, stderr = self.log_partition() if log_z is None else log_z
+            log_z, stderr = self.log_partition() if log_z is None else log_z  # pyright: ignore[reportAssignmentType]
             self._sync()
-            logs[f"{prefix}_log_likelihood"] = metric_lib.log_likelihood(self.model, data, log_z)
+            logs[f"{prefix}_log_likelihood"] = metric_lib.log_likelihood(self.model, data, log_z)  # pyright: ignore[reportArgumentType]
             if stderr > 0:
                 logs[f"{prefix}_log_likelihood_stderr"] = stderr
         self._sync()
@@ -560,11 +562,13 @@ class Trainer:
                 nnx.merge(graphdef, jax.tree.unflatten(treedef, leaves))[0]
             )
         key = jax.random.fold_in(jax.random.fold_in(self._online_key, 1), self.step)
+        assert self.online is not None  # online_state exists only with an estimator
         self.online_state = self.online.update_split(graphdef, params, key, self.online_state)
         self._online_step = self.step
 
     def _warn_collapsed(self) -> None:
         """Warn once when an update left the online weights on a few particles."""
+        assert self.online_state is not None  # called after an online update
         min_ess = float(self.online_state.min_ess)
         if min_ess < COLLAPSED_ESS and not self._warned_collapse:
             self._warned_collapse = True
@@ -656,6 +660,7 @@ class Trainer:
 
     def _online_template(self) -> dict:
         """Arrays shaped like the online estimator's state, for restoring into."""
+        assert self.online is not None  # called only with an estimator
         p, n = self.online.n_particles, n_data_variables(self.model)
         f32, i32 = np.float32, np.int32
         return {
@@ -777,6 +782,7 @@ class Trainer:
             and np.array_equal(cached[0], train)
         ):
             return cached[1]
+        assert self.placement is not None  # resolved by `_place`, which fit calls first
         placed = self.placement.replicate(jnp.asarray(train))
         self._data_cache = (train, placed)
         return placed
@@ -809,9 +815,11 @@ class Trainer:
         if not self._start_fit(epochs, resume):
             return self.history
         self._place(batch_size)
-        self.placement.check_same({"train_data": train_data, "epochs, batch_size": (epochs,
-                                   batch_size), "seed": self.seed, "model": nnx.state(self.model)},
-                                  "Trainer.fit's arguments")  # fmt: skip
+        assert self.placement is not None  # `_place` resolved it
+        if self.placement.multi_process:  # every process must be given the same run
+            self.placement.check_same({"train_data": train_data, "epochs, batch_size": (epochs,
+                                       batch_size), "seed": self.seed,
+                                       "model": nnx.state(self.model)}, "Trainer.fit's arguments")  # fmt: skip
         self._start_online(train, batch_size)
         self._eval_period = evaluation.period_in_steps(
             self._evaluation_work(len(train), 0 if evals is None else len(evals)),
@@ -885,6 +893,7 @@ class Trainer:
 
     def _train_epoch(self, data, n: int, batch_size: int, steps_per_epoch: int, total, bar):
         """Run the steps left in the current epoch; returns the steps left in the run."""
+        assert self.placement is not None  # resolved by `_place`, which fit calls first
         order = self.placement.replicate(
             jnp.asarray(epoch_order(n, self.seed, self.epoch), jnp.int32)
         )
@@ -918,6 +927,7 @@ class Trainer:
                 log_z = self.log_partition()
                 if self.online is not None:
                     logs["log_z"], logs["log_z_stderr"] = log_z
+                    assert self.online_state is not None  # fit started the estimator
                     logs["log_z_ess"] = self.online.estimate(self.online_state)[2]
             logs.update(self.evaluate(train, "train", log_z))
             if evals is not None:
@@ -948,6 +958,7 @@ class Trainer:
             graphdef, state = nnx.split((self.model, self.optimizer))
             self._split = (graphdef, *jax.tree.flatten(state)[::-1])
         graphdef, treedef, leaves = self._split
+        assert self.placement is not None  # resolved by `_place`, which fit calls first
         leaves, self.negative_state, losses, ran, finite = _train_chunk(
             graphdef, treedef, self.negative, self.placement.chain_sharding, batch_size,
             self.centered, leaves, self.negative_state, self.key, data, order, losses,
@@ -979,7 +990,9 @@ class Trainer:
         """Host-side work after a chunk: ladder adaptation, checkpoint, step callbacks."""
         adapt_every = getattr(self.negative, "adapt_every", 0)
         if adapt_every and self.step % adapt_every == 0:
-            self.negative_state = self.negative.adapt(self.negative_state)
+            # only NRPTNegative adapts its ladder (has adapt_every)
+            negative = cast(NRPTNegative, self.negative)
+            self.negative_state = negative.adapt(cast(NRPTNegativeState, self.negative_state))
         if self.online_state is not None and self.step % self._online_every == 0:
             self._online_update()
         if self.step % self.checkpoint_every == 0:
