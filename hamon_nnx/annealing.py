@@ -37,13 +37,14 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 from jax import lax
+from numpy.typing import ArrayLike
 
 from . import exact
 from .core import device as device_lib
@@ -324,11 +325,11 @@ def ais(
     n_runs: int = 256,
     n_betas: int | None = None,
     *,
-    betas=None,
+    betas: ArrayLike | None = None,
     n_sweeps: int = 1,
-    reference="uniform",
+    reference: str | tuple[ArrayLike, ...] | ArrayLike = "uniform",
     collapse: bool | None = None,
-    device="auto",
+    device: Any = "auto",
 ) -> AISResult:
     """log Z by annealed importance sampling, with a standard error.
 
@@ -399,11 +400,11 @@ def anneal_particles(
     n_runs: int = 256,
     n_betas: int | None = None,
     *,
-    betas=None,
+    betas: ArrayLike | None = None,
     n_sweeps: int = 1,
-    reference="uniform",
+    reference: str | tuple[ArrayLike, ...] | ArrayLike = "uniform",
     collapse: bool | None = None,
-    device="auto",
+    device: Any = "auto",
 ) -> AnnealedParticles:
     """The AIS runs themselves: final states and log-weights, a weighted sample of the model.
 
@@ -439,7 +440,7 @@ def anneal_particles(
     if annealed is model:
         x = model.to_natural(x)
     else:  # the RBM's kept layer (one block per unit: internal order is natural)
-        x = annealed.complete(completion_key, x)
+        x = cast(RBMMarginal, annealed).complete(completion_key, x)
     return AnnealedParticles(x, log_w, log_z_ref)
 
 

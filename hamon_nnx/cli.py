@@ -23,6 +23,7 @@ import json
 import os
 import sys
 import time
+import typing
 from pathlib import Path
 
 EXIT_BAD_INPUT = 2
@@ -596,7 +597,7 @@ def _demo_checkpoint(rbm, out: Path):
     path = hn.save(rbm, out / "model", overwrite=True,
                    metadata={"data": {"name": "digits", "image_shape": [8, 8]},
                              "command": "hamon-nnx demo"})  # fmt: skip
-    reloaded = hn.load(path)
+    reloaded = typing.cast(hn.RBM, hn.load(path))
     same = bool(np.array_equal(np.asarray(reloaded.W[...]), np.asarray(rbm.W[...])))
     if not same:  # pragma: no cover - would be a checkpoint bug
         raise RuntimeError("the reloaded checkpoint differs from the trained model")

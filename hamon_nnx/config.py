@@ -110,7 +110,7 @@ class ConfigError(ValueError):
     """A run config that is malformed: unknown key, wrong type or value out of range."""
 
 
-def _field(default, *, choices=None, low=None, high=None, low_open=False, doc=""):
+def _field(default, *, choices=None, low=None, high=None, low_open=False, doc="") -> typing.Any:
     """A dataclass field with validation metadata (allowed choices, closed/open range)."""
     meta = {"choices": choices, "low": low, "high": high, "low_open": low_open, "doc": doc}
     if isinstance(default, (list, dict)) or dataclasses.is_dataclass(default):
@@ -428,7 +428,7 @@ def _check_training(cfg: RunConfig) -> None:
                 f"training.{key}: model selection compares evaluations; set training.eval_every "
                 "(an integer >= 1 or auto)"
             )
-        if t.eval_every != "auto" and t.eval_every > t.epochs:
+        if t.eval_every != "auto" and typing.cast(int, t.eval_every) > t.epochs:
             raise ConfigError(
                 f"training.{key}: eval_every {t.eval_every} > epochs {t.epochs} leaves no "
                 "evaluation to select from"

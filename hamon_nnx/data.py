@@ -304,6 +304,7 @@ class Dataset:
         return self.train.shape[1]
 
     def __repr__(self) -> str:
+        assert self.validation is not None  # __post_init__ makes it an array
         validation = f"validation={self.validation.shape}, " if len(self.validation) else ""
         return (
             f"Dataset(name={self.name!r}, train={self.train.shape}, {validation}"
@@ -323,7 +324,7 @@ def _digits_pixels() -> np.ndarray:
             "(no download); install it with the `examples` extra: "
             "pip install 'hamon-nnx[examples]' (or pip install scikit-learn)"
         ) from err
-    pixels = np.asarray(load_digits().data).astype(np.uint8)
+    pixels = np.asarray(load_digits().data).astype(np.uint8)  # pyright: ignore[reportAttributeAccessIssue]
     pixels.setflags(write=False)
     return pixels
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
-UNSET = object()  # the default of a renamed argument's new name: not passed
+# the default of a renamed argument's new name: not passed (Any: it stands in for any type)
+UNSET: Any = object()
 
 
 def renamed(where: str, old: str, old_value, new: str, new_value, default):

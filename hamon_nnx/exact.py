@@ -339,7 +339,7 @@ def _rbm_layer_chunks(W, own_bias, other_bias, beta) -> Iterator[np.ndarray]:
         base = beta * other_bias + W_hi @ y_hi
         own = beta * (y_hi @ own_bias[:k_hi]) + own_lo
         if fast:
-            t = e_lo * np.exp(base)
+            t = e_lo * np.exp(base)  # pyright: ignore[reportPossiblyUnboundVariable]
             np.log1p(t, out=t)
             yield own + t.sum(axis=1)
         else:
@@ -619,7 +619,7 @@ def mean_energy(model, beta=1.0) -> float:
 
 
 # -- 2-D Ising closed forms ---------------------------------------------------
-def _log_2cosh(t: np.ndarray) -> np.ndarray:
+def _log_2cosh(t: np.ndarray | np.float64) -> np.ndarray | np.float64:
     a = np.abs(t)
     return a + np.log1p(np.exp(-2.0 * a))
 

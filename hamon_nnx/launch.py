@@ -25,6 +25,7 @@ import subprocess
 import sys
 import threading
 import time
+from typing import cast
 
 
 def free_port() -> int:
@@ -106,7 +107,7 @@ def launch(command: list[str], n: int, local_devices: int | None = None, grace: 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m hamon_nnx.launch", description=__doc__.split("\n\n")[0]
+        prog="python -m hamon_nnx.launch", description=cast(str, __doc__).split("\n\n")[0]
     )
     parser.add_argument("-n", "--processes", type=int, default=2, help="processes (2)")
     parser.add_argument("--local-devices", type=int, default=None,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import NamedTuple
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
@@ -19,6 +20,9 @@ from .core import reference as ref_lib
 from .deprecation import UNSET, renamed
 from .models.base import EnergyModel, check_params_finite
 from .sampling import _check_count, _check_key, check_clamp
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 # Incremented each time the NRPT program is traced (tests count retraces).
 TRACE_COUNT = 0
@@ -252,7 +256,9 @@ class Runner:
         _check_finite(energy)
         if record:
             cold = _join(cold, state.x.shape[0], self.n_variables)
-        return state, Rounds(energy, acceptance, swapped, cold if record else None, observed)
+        # `_join` made the list one array when recording
+        recorded = cast(jax.Array, cold) if record else None
+        return state, Rounds(energy, acceptance, swapped, recorded, observed)
 
 
 def _join(chunks: list, n_replicas: int, n: int) -> jax.Array:
@@ -281,6 +287,7 @@ def _cold_energy(runner: Runner, rounds: Rounds, thin: int) -> np.ndarray:
     v = np.where(swapped, energy[..., -2], energy[..., -1])
     if runner.reference is None:
         return v
+    assert rounds.cold is not None  # called for recorded runs only
     cold = runner.model.to_internal(rounds.cold)  # the draws are in natural order
     e_ref = ref_lib.energy(cold.reshape(-1, cold.shape[-1]), runner.model.blocks, runner.reference)
     return v + np.asarray(e_ref, np.float64).reshape(v.shape)
@@ -411,22 +418,22 @@ def _start(runner: Runner, key, betas, init, n_replicas: int) -> tempering.NRPTS
 def nrpt(
     model: EnergyModel,
     key: jax.Array,
-    betas=None,
+    betas: ArrayLike | None = None,
     n_rounds: int = 1000,
     n_explore: int = 1,
     n_betas: int = UNSET,
-    init=None,
-    clamp=None,
-    reference=None,
+    init: ArrayLike | None = None,
+    clamp: tuple[ArrayLike, ArrayLike] | None = None,
+    reference: Sequence[jax.Array] | None = None,
     state: tempering.NRPTState | None = None,
-    device="auto",
-    observers=None,
+    device: Any = "auto",
+    observers: dict | None = None,
     n_warmup: int | None = None,
     n_replicas: int = 1,
     record: bool = True,
     thin: int = 1,
     n_chains: int | None = None,
-    explorer="gibbs",
+    explorer: str | explorers_lib.Explorer = "gibbs",
     houdayer: bool = False,
 ) -> NRPTResult:
     """Non-reversible parallel tempering on a fixed ladder.
@@ -511,7 +518,8 @@ def nrpt(
     observers = None if observers is None else obs_lib.check_observers(observers)
     if state is None and betas is None:
         betas = np.linspace(0.0, 1.0, _check_count("n_betas", n_betas, 2))
-    size = np.size(betas) if state is None else int(state.ladder.shape[-1])
+    # betas is set above when there is no state
+    size = np.size(cast("ArrayLike", betas)) if state is None else int(state.ladder.shape[-1])
     explorer = explorers_lib.check(explorer, model)
     check_houdayer(houdayer, model, n_replicas if state is None else int(state.x.shape[0]))
     runner = Runner(

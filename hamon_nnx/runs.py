@@ -33,6 +33,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 import jax
 import numpy as np
@@ -42,6 +43,9 @@ from . import data as data_lib
 from . import exact
 from .models import RBM, CategoricalRBM, IsingModel, PottsModel
 from .models.base import EnergyModel
+
+if TYPE_CHECKING:
+    from .tuning import NRPTReport
 
 MODEL_DIR = "model"
 TRAINING_DIR = "training"
@@ -71,7 +75,7 @@ class RunData:
             "n_test": int(len(self.test)),
         }
         if self.has_validation:
-            meta["n_validation"] = int(len(self.validation))
+            meta["n_validation"] = int(len(cast(np.ndarray, self.validation)))
         return meta
 
     @property
@@ -81,13 +85,14 @@ class RunData:
 
     def selection(self) -> np.ndarray:
         """The vectors the Trainer evaluates on: the validation split, else the test set."""
-        return self.validation if self.has_validation else self.test
+        return cast(np.ndarray, self.validation) if self.has_validation else self.test
 
 
 def load_data(cfg: config_lib.RunConfig) -> RunData:
     """The data a config names, encoded for its model (spins for Ising models)."""
     ds = _dataset(cfg.data)
     train, test, validation = ds.train, ds.test, ds.validation
+    assert validation is not None  # a Dataset's empty split is a (0, n) array
     if cfg.data.n_train:
         train = train[: cfg.data.n_train]
     if ds.levels > 2:
@@ -306,12 +311,13 @@ def _mean_and_stderr(values: np.ndarray) -> tuple[float, float]:
 
 def nrpt_log_partition(
     model, key, *, n_samples: int = 2000, max_rounds: int = 512, repeats: int = 1, progress=None
-) -> dict:
+) -> tuple[dict, NRPTReport]:
     """log Z by tuned NRPT (stepping stone), `repeats` independent runs combined.
 
-    Returns a dict: value, stderr (the combined Monte-Carlo error bar),
-    per-run values and error bars, their spread, and the last run's report
-    numbers (ladder size, barrier, round trips, ESS).
+    Returns (dict, the last run's NRPTReport); the dict: value, stderr (the
+    combined Monte-Carlo error bar), per-run values and error bars, their
+    spread, and the last run's report numbers (ladder size, barrier, round
+    trips, ESS).
     """
     from .tuning import autotune
 
@@ -327,6 +333,7 @@ def nrpt_log_partition(
         if progress is not None:
             progress.update(1)
     errors_arr = np.asarray(errors)
+    report = cast("NRPTReport", report)  # the last run's (repeats >= 1)
     out = {
         "value": float(np.mean(runs)),
         "stderr": float(np.sqrt(np.sum(errors_arr**2)) / len(runs)),
@@ -439,7 +446,7 @@ def _estimate_log_z(model, key, *, use_exact, cross_check, progress, **nrpt) -> 
     check = report = None
     try:
         if use_exact:
-            log_z = {"value": float(exact.log_partition(model)), "stderr": 0.0}
+            log_z: dict[str, Any] = {"value": float(exact.log_partition(model)), "stderr": 0.0}
             log_z["method"] = "exact"
             if cross_check:
                 check, report = nrpt_log_partition(model, key, **nrpt, progress=bar)

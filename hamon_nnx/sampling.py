@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import functools
 import warnings
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from numpy.typing import ArrayLike
 
 from .core import device as device_lib
 from .core import explorers as explorers_lib
@@ -132,7 +134,8 @@ def _chunk_program(
         if observers:
 
             def observe(states):
-                return obs_lib.update_all(dict(observers), states, model.to_natural(x), model)
+                pairs = cast(tuple, observers)  # not None: inside `if observers:`
+                return obs_lib.update_all(dict(pairs), states, model.to_natural(x), model)
 
             return x, jax.lax.cond(i > 0, observe, lambda states: states, out)
         return x, out.at[i].set(x)  # row 0: the warm-up's end, dropped
@@ -158,12 +161,12 @@ def sample(
     n_chains: int = 4,
     n_warmup: int = 100,
     thin: int = 1,
-    beta=1.0,
-    init=None,
-    clamp=None,
-    device="auto",
-    observers=None,
-    explorer="gibbs",
+    beta: ArrayLike = 1.0,
+    init: ArrayLike | None = None,
+    clamp: tuple[ArrayLike, ArrayLike] | None = None,
+    device: Any = "auto",
+    observers: dict | None = None,
+    explorer: str | explorers_lib.Explorer = "gibbs",
 ) -> jax.Array:
     """MCMC sampling from pi_beta(x) proportional to exp(-beta E(x)), block Gibbs by default.
 
@@ -215,9 +218,13 @@ def sample(
             DeprecationWarning,
             stacklevel=2,
         )
-    return _run(
-        model, key, n_samples, n_chains, n_warmup, thin, beta, init, clamp, device, observers,
-        explorer,
+    # the draws (the deprecated `observers` would make it their states)
+    return cast(
+        jax.Array,
+        _run(
+            model, key, n_samples, n_chains, n_warmup, thin, beta, init, clamp, device, observers,
+            explorer,
+        ),
     )  # fmt: skip
 
 
@@ -229,11 +236,11 @@ def observe(
     n_chains: int = 4,
     n_warmup: int = 100,
     thin: int = 1,
-    beta=1.0,
-    init=None,
-    clamp=None,
-    device="auto",
-    explorer="gibbs",
+    beta: ArrayLike = 1.0,
+    init: ArrayLike | None = None,
+    clamp: tuple[ArrayLike, ArrayLike] | None = None,
+    device: Any = "auto",
+    explorer: str | explorers_lib.Explorer = "gibbs",
 ) -> dict:
     """Block Gibbs sampling streamed into observers: statistics, no stored draws.
 
@@ -258,16 +265,20 @@ def observe(
     """
     if observers is None:
         raise TypeError("observe needs observers, a dict name -> observer")
-    return _run(
-        model, key, n_samples, n_chains, n_warmup, thin, beta, init, clamp, device, observers,
-        explorer,
+    return cast(
+        dict,
+        _run(
+            model, key, n_samples, n_chains, n_warmup, thin, beta, init, clamp, device, observers,
+            explorer,
+        ),
     )  # fmt: skip
 
 
 def _run(
     model, key, n_samples, n_chains, n_warmup, thin, beta, init, clamp, device, observers,
     explorer,
-):  # fmt: skip
+) -> jax.Array | dict:  # fmt: skip
+    # the draws, or with `observers` the observers' final states
     if not isinstance(model, EnergyModel):
         raise TypeError(f"model must be a hamon-nnx EnergyModel, got {type(model).__name__}")
     explorer = explorers_lib.check(explorer, model)
@@ -322,5 +333,5 @@ def _run(
             chunks.append(out if n_draws == capacity else out[:, :n_draws])
         done, t = done + n_draws, t + n_warm + n_draws * thin
     if observers is not None:
-        return observed
+        return cast(dict, observed)  # the states, set above with observers
     return chunks[0] if len(chunks) == 1 else jnp.concatenate(chunks, axis=1)

@@ -30,11 +30,14 @@ import functools
 import itertools
 import math
 import warnings
+from collections.abc import Callable
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from numpy.typing import ArrayLike
 
 from .core import compilation, diagnostics, evidence, gibbs, schedule, tempering
 from .core import explorers as explorers_lib
@@ -178,6 +181,7 @@ def tune_exploration(
             )
             trips = _round_trips(state) - trips_before
             if record:  # 8 beta = 1 draws spread over the run: the modes the chain visits
+                assert info.cold is not None  # recorded
                 starts = _with_images(runner, key, info.cold[0, :: max(n_rounds // 8, 1)][:8])
             if len(explorers) > 1 and own is None:
                 own = _own_mode_rate(
@@ -191,7 +195,8 @@ def tune_exploration(
             if score < best_here:
                 break  # past the peak: more updates per round only cost work
             best_here = score
-    best = choices[max(scores, key=scores.get)]
+    # get(k) is never None: k ranges over the keys of scores
+    best = choices[max(scores, key=cast("Callable[[tuple], float]", scores.get))]
     joined = [np.concatenate([getattr(i, f) for i in infos], axis=1) for f in Rounds._fields[:3]]
     rounds = Rounds(*joined, cold=None, observed=None)
     return best, tempering.reset_statistics(state), scores, rounds
@@ -375,7 +380,8 @@ class NRPTPlan:
 
     def __init__(
         self, runner: Runner, state, n_explore: int, history: list, tuned=None, start=None,
-        collapsed: bool = False, explorer=explorers_lib.GIBBS, exploration_scores=None,
+        collapsed: bool = False, explorer: str | explorers_lib.Explorer = explorers_lib.GIBBS,
+        exploration_scores=None,
     ):  # fmt: skip
         self.runner = runner
         self.explorer = explorers_lib.resolve(explorer)
@@ -436,6 +442,7 @@ class NRPTPlan:
                 runner.graphdef, runner.params, jax.random.fold_in(key, _COMPLETE), cold
             )
         if record:
+            assert cold is not None  # recorded
             self._draws.append(cold)
         return cold
 
@@ -447,7 +454,7 @@ class NRPTPlan:
         from the plan's collection (log Z keeps using every round).
         """
         self._draws = []
-        return self._run(key, n, thin)
+        return cast(jax.Array, self._run(key, n, thin))  # recorded: the draws
 
     def extend(self, key: jax.Array, n: int, *, thin: int = 1) -> jax.Array:
         """n more draws (as `sample`), appended to the plan's collection.
@@ -456,7 +463,7 @@ class NRPTPlan:
         `sample`. `sample(key, a)` then `extend(key2, b)` gives the draws of
         `sample` over a + b rounds exactly when the keys are equal.
         """
-        return self._run(key, n, thin)
+        return cast(jax.Array, self._run(key, n, thin))  # recorded: the draws
 
     def draws(self) -> jax.Array:
         """Every draw since the last `sample`: (n_replicas, draws, n_variables)."""
@@ -571,7 +578,8 @@ class NRPTPlan:
             reference="uniform" if self.runner.reference is None else "variational",
             n_replicas=self.n_replicas,
             rhat_energy=float(diagnostics.rhat(cold)) if enough else math.nan,
-            collapsed=self.runner.model.keep if self.collapsed else "",
+            # a collapsed plan tempers an RBM's marginal
+            collapsed=cast(RBMMarginal, self.runner.model).keep if self.collapsed else "",
             explorer=self.explorer.name,
             houdayer=self.runner.houdayer,
             multispin=explorers_lib.multispin(
@@ -680,14 +688,14 @@ def autotune(
     n_explore: int | None = None,
     max_rounds: int = 1024,
     reference: str = "auto",
-    clamp=None,
+    clamp: tuple[ArrayLike, ArrayLike] | None = None,
     max_betas: int = UNSET,
-    device="auto",
+    device: Any = "auto",
     n_replicas: int = 1,
     collapse: bool | None = None,
     n_chains: int | None = None,
     max_chains: int | None = None,
-    explorer=None,
+    explorer: str | explorers_lib.Explorer | None = None,
     houdayer: bool = False,
 ) -> NRPTPlan:
     """Tune NRPT for `model`: ladder, chain count, exploration; see module doc.
@@ -786,6 +794,7 @@ def autotune(
         uniform_barrier = history[-1].total_barrier
         state, rounds = runner.run(keys[3], state, max_rounds // 2, explore)
         uniform_log_z = _log_z(runner, state, rounds)
+        assert rounds.cold is not None  # recorded (run's default)
         cold = runner.model.to_internal(rounds.cold.reshape(-1, runner.n_variables))
         runner.reference = ref_lib.fit(cold, runner.model.blocks)
         state = tempering.reset_statistics(state)
@@ -821,6 +830,7 @@ def autotune(
             runner, keys[5], state, candidates=counts, explorers=candidates
         )
     else:  # a last tuning round at the final ladder, for log Z and the report
+        assert candidates  # at least one explorer (Gibbs)
         chosen = candidates[0]
         state, tuned = runner.run(keys[5], state, 256, explore, record=False, explorer=chosen)
         state = tempering.reset_statistics(state)
@@ -864,7 +874,9 @@ def _collapsed(model, clamp, collapse: bool | None):
     return model.marginal() if collapse else model
 
 
-def autosample(model: EnergyModel, key: jax.Array, n_samples: int = 1000, **kwargs):
+def autosample(
+    model: EnergyModel, key: jax.Array, n_samples: int = 1000, **kwargs: Any
+) -> tuple[jax.Array, NRPTReport]:
     """Autotune, then draw `n_samples` from the beta = 1 chain.
 
     Returns:
@@ -886,9 +898,9 @@ def autosample(model: EnergyModel, key: jax.Array, n_samples: int = 1000, **kwar
 
 
 def ising_sample(
-    fields, edges, couplings, *, key: jax.Array, beta: float = 1.0, n_samples: int = 1000,
-    **kwargs,
-):  # fmt: skip
+    fields: ArrayLike, edges: ArrayLike, couplings: ArrayLike, *, key: jax.Array,
+    beta: float = 1.0, n_samples: int = 1000, **kwargs: Any,
+) -> tuple[jax.Array, NRPTReport]:  # fmt: skip
     """One call for Ising problems: build the model, autotune NRPT, sample.
 
     Args:
@@ -918,7 +930,7 @@ def ising_sample(
         raise ValueError(f"fields must have shape (n,), got {fields.shape}")
     if isinstance(beta, str) or isinstance(beta, bool) or not np.isscalar(beta):
         raise TypeError(f"beta must be a number (an inverse temperature), got {beta!r}")
-    beta = float(beta)
+    beta = float(beta)  # pyright: ignore[reportArgumentType]
     if not math.isfinite(beta) or beta < 0:
         raise ValueError(f"beta must be a finite number >= 0, got {beta}")
     couplings = np.asarray(couplings, np.float32)

@@ -28,8 +28,14 @@ def exact_expectation(states: np.ndarray, probs: np.ndarray, values_per_var) -> 
     return np.asarray(probs, np.float64) @ features(states, values_per_var).astype(np.float64)
 
 
-def z_scores(samples: np.ndarray, exact: np.ndarray, values_per_var) -> np.ndarray:
-    """z of the sample mean of each feature; samples (chain, draw, n)."""
+def z_scores(samples: np.ndarray, exact: np.ndarray, values_per_var, mcse: bool = False):
+    """z of the sample mean of each feature; samples (chain, draw, n).
+
+    With `mcse`, the standard error is at least the Monte-Carlo one from the
+    draws' autocorrelation (`mcse_mean`: sd / sqrt(ESS)): for few chains
+    whose draws are strongly correlated (tempering a glass with two
+    replicas), where the spread of two chain means says little.
+    """
     f = features(samples, values_per_var)
     chain_means = f.mean(axis=1).astype(np.float64)
     n_chains = chain_means.shape[0]
@@ -40,13 +46,17 @@ def z_scores(samples: np.ndarray, exact: np.ndarray, values_per_var) -> np.ndarr
     # the i.i.d. standard error of the exact frequency is a floor. A feature
     # that never varies (exact 0 or 1) allows float32 rounding only.
     iid = np.sqrt(np.clip(exact * (1 - exact), 0, None) / (f.shape[0] * f.shape[1]))
+    if mcse:
+        from hamon_nnx.core.diagnostics import mcse_mean
+
+        iid = np.maximum(iid, np.nan_to_num(mcse_mean(f.astype(np.float64)), nan=0.0))
     return (mean - exact) / np.maximum(np.maximum(se, iid), 1e-4)
 
 
-def assert_matches(samples, states, probs, values_per_var, z_max: float = Z_MAX):
+def assert_matches(samples, states, probs, values_per_var, z_max: float = Z_MAX, mcse=False):
     """Every marginal and pairwise indicator within z_max standard errors."""
     exact = exact_expectation(states, probs, values_per_var)
-    z = z_scores(np.asarray(samples), exact, values_per_var)
+    z = z_scores(np.asarray(samples), exact, values_per_var, mcse)
     worst = int(np.argmax(np.abs(z)))
     assert np.abs(z[worst]) < z_max, (
         f"feature {worst}: z = {z[worst]:.2f} (exact {exact[worst]:.4f}); "

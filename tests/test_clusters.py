@@ -323,7 +323,9 @@ def test_autotune_with_houdayer_runs_every_stage_with_it(key):
     assert plan.runner.houdayer and "explorer gibbs + Houdayer" in str(plan.report())
     s = np.asarray(plan.sample(jax.random.key(1), 1500))
     states, probs = hn.exact.probabilities(m)
-    assert_matches(s, states, probs, m.variable_values())
+    # two replicas of a field-free glass: the global flip mode mixes slowly, so the
+    # error bar must come from the draws' autocorrelation (two chain means say little)
+    assert_matches(s, states, probs, m.variable_values(), mcse=True)
 
 
 def test_symmetry_images_of_the_own_mode_test(key):

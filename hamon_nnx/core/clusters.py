@@ -152,6 +152,7 @@ def _bond_ends(x, bonds: Bonds):
     bonds with chains first: (C, E) for an edge list, (C, d, *grid) for a grid
     (the first end broadcast: (C, 1, *grid))."""
     if bonds.grid is None:
+        assert bonds.edges is not None  # an edge list when there is no grid
         return x[:, bonds.edges[:, 0]], x[:, bonds.edges[:, 1]]
     s = x.reshape(x.shape[0], *bonds.grid)
     there = jnp.stack([jnp.roll(s, -1, axis=a + 1) for a in range(len(bonds.grid))], axis=1)
@@ -161,7 +162,9 @@ def _bond_ends(x, bonds: Bonds):
 def _components_of(active, bonds: Bonds, n: int) -> jax.Array:
     """(C, n) root labels of every chain's `active` bonds (shaped as `_bond_ends`)."""
     if bonds.grid is None:
-        return jax.vmap(lambda a: components(n, bonds.edges, a))(active)
+        edges = bonds.edges
+        assert edges is not None  # an edge list when there is no grid
+        return jax.vmap(lambda a: components(n, edges, a))(active)
     return jax.vmap(grid_components)(active)
 
 

@@ -81,7 +81,7 @@ def _on_event(event: str, **_) -> None:
             _total.cache_hits += 1
 
 
-monitoring.register_event_duration_secs_listener(_on_duration)
+monitoring.register_event_duration_secs_listener(_on_duration)  # pyright: ignore[reportArgumentType]
 monitoring.register_event_listener(_on_event)
 
 

@@ -72,6 +72,7 @@ import math
 import os
 import warnings
 from collections.abc import Sequence
+from typing import Any, cast
 
 import jax
 import numpy as np
@@ -107,7 +108,7 @@ class Placement:
         ['cpu']
     """
 
-    device: jax.Device | None = None
+    device: jax.Device | None = None  # pyright: ignore[reportInvalidTypeForm]
     mesh: Mesh | None = None
     reason: str = ""
 
@@ -199,7 +200,7 @@ def put(tree, sharding):
 
 
 def _put_global(x, sharding: NamedSharding):
-    if isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+    if isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):  # pyright: ignore[reportPrivateImportUsage]
         data = _put_global(jax.random.key_data(x), _extend(sharding, x.ndim + 1))
         return jax.random.wrap_key_data(data, impl=jax.random.key_impl(x))
     if isinstance(x, jax.Array) and not x.is_fully_addressable:
@@ -232,21 +233,21 @@ def replicate_within(tree, sharding: NamedSharding | None):
     return jax.lax.with_sharding_constraint(tree, full)
 
 
-def accelerators() -> list[jax.Device]:
+def accelerators() -> list[jax.Device]:  # pyright: ignore[reportInvalidTypeForm]
     """Local devices of the default backend when it is not the CPU, else []."""
     if jax.default_backend() == "cpu":
         return []
     return list(jax.local_devices())
 
 
-def _local(platform: str) -> list[jax.Device]:
+def _local(platform: str) -> list[jax.Device]:  # pyright: ignore[reportInvalidTypeForm]
     try:
         return list(jax.local_devices(backend=platform))
     except RuntimeError:  # backend not present or not initialised
         return []
 
 
-def _gpu() -> jax.Device:
+def _gpu() -> jax.Device:  # pyright: ignore[reportInvalidTypeForm]
     gpus = _local("gpu")
     if not gpus:
         visible = ", ".join(str(d) for d in jax.devices()) or "none"
@@ -258,7 +259,7 @@ def _gpu() -> jax.Device:
     return gpus[0]
 
 
-def _cpu() -> jax.Device:
+def _cpu() -> jax.Device:  # pyright: ignore[reportInvalidTypeForm]
     cpus = _local("cpu")
     if not cpus:
         raise RuntimeError("device='cpu' was requested but JAX has no CPU backend (JAX_PLATFORMS)")
@@ -298,7 +299,7 @@ def _env_device() -> str:
     return raw
 
 
-def chain_mesh(devices=None) -> Mesh:
+def chain_mesh(devices: int | Sequence[Any] | None = None) -> Mesh:
     """A one-axis Mesh named "chains" to shard chains over.
 
     Args:
@@ -324,7 +325,7 @@ def chain_mesh(devices=None) -> Mesh:
                 f"ask for 1 to {len(all_devices)}"
             )
         devices = all_devices[:devices]
-    devices = list(devices)
+    devices = list(cast(Sequence[Any], devices))  # an int is sliced above
     if not devices or not all(isinstance(d, jax.Device) for d in devices):
         raise TypeError("chain_mesh needs a non-empty sequence of jax.Device (or an int / None)")
     if len({d.id for d in devices}) != len(devices):
@@ -366,7 +367,7 @@ def check(device) -> None:
 
 
 def resolve(
-    device="auto", *, n_chains: int | None = None, n_variables: int | None = None
+    device: Any = "auto", *, n_chains: int | None = None, n_variables: int | None = None
 ) -> Placement:
     """Turn a `device=` argument into a `Placement`; see the module doc.
 
@@ -524,8 +525,8 @@ def use_default_compile_cache() -> str | None:
     setting = os.environ.get(CACHE_ENV, "").strip()
     if setting.lower() in _OFF:
         return None
-    if jax.config.jax_compilation_cache_dir:
-        return jax.config.jax_compilation_cache_dir
+    if jax.config.jax_compilation_cache_dir:  # pyright: ignore[reportAttributeAccessIssue]
+        return jax.config.jax_compilation_cache_dir  # pyright: ignore[reportAttributeAccessIssue]
     try:
         return enable_compile_cache(setting or None)
     except OSError as err:

@@ -46,8 +46,10 @@ Conventions:
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 __all__ = [
     "effective_sample_size",
@@ -132,7 +134,7 @@ def _horner(coeffs, r):
     return out
 
 
-def normal_quantile(p):
+def normal_quantile(p: ArrayLike) -> float | np.ndarray:
     """Quantile function (inverse CDF) of the standard normal distribution.
 
     Wichura's Algorithm AS 241 (PPND16), a piecewise rational approximation
@@ -213,7 +215,7 @@ def _prepare(x) -> tuple[np.ndarray, tuple[int, ...]]:
     return np.ascontiguousarray(arr.transpose(2, 0, 1)), var_shape
 
 
-def _finish(values: np.ndarray, var_shape: tuple[int, ...]):
+def _finish(values: np.ndarray, var_shape: tuple[int, ...]) -> float | np.ndarray:
     values = values.reshape(var_shape)
     return float(values) if values.ndim == 0 else values
 
@@ -265,7 +267,10 @@ def _z_scale(x: np.ndarray) -> np.ndarray:
     v, c, n = x.shape
     size = c * n
     order, runs = _rank_runs(x.reshape(v, size))
-    table = normal_quantile((0.5 * np.arange(2 * size - 1) + 1.0 - 0.375) / (size + 0.25))
+    # an array in, an array out
+    table = cast(
+        np.ndarray, normal_quantile((0.5 * np.arange(2 * size - 1) + 1.0 - 0.375) / (size + 0.25))
+    )
     z = np.empty((v, size))
     np.put_along_axis(z, order, table[runs], axis=-1)
     return z.reshape(v, c, n)
@@ -313,7 +318,7 @@ def _rhat_values(x: np.ndarray, method: str) -> np.ndarray:
     raise ValueError(f"unknown R-hat method {method!r}; expected one of {_RHAT_METHODS}")
 
 
-def rhat(x, method: str = "rank"):
+def rhat(x: ArrayLike, method: str = "rank") -> float | np.ndarray:
     """R-hat convergence diagnostic of MCMC draws (Vehtari et al. 2021).
 
     Args:
@@ -455,7 +460,9 @@ def _check_prob(p) -> float:
     return p
 
 
-def ess(x, method: str = "bulk", prob=None):
+def ess(
+    x: ArrayLike, method: str = "bulk", prob: float | tuple[float, float] | None = None
+) -> float | np.ndarray:
     """Effective sample size of MCMC draws (Vehtari et al. 2021, Stan's estimator).
 
     Chains are split in halves; autocorrelations (FFT) are combined over
@@ -520,7 +527,9 @@ def ess(x, method: str = "bulk", prob=None):
     return _finish(out, var_shape)
 
 
-def effective_sample_size(x, method: str = "bulk", prob=None):
+def effective_sample_size(
+    x: ArrayLike, method: str = "bulk", prob: float | tuple[float, float] | None = None
+) -> float | np.ndarray:
     """Effective sample size; the public name of `ess` (same arguments and results).
 
     Example:

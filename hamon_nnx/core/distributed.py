@@ -195,7 +195,7 @@ def _digest(value) -> bytes:
 
     h = hashlib.sha256()
     for leaf in jax.tree.leaves(value):
-        if isinstance(leaf, jax.Array) and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+        if isinstance(leaf, jax.Array) and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):  # pyright: ignore[reportPrivateImportUsage]
             leaf = jax.random.key_data(leaf)
         if isinstance(leaf, (jax.Array, np.ndarray)):
             a = np.asarray(gather(leaf))

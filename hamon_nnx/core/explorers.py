@@ -199,6 +199,9 @@ class Choice(Explorer):
 class _Selected(Explorer):
     """`Choice.select`: a traced pick among parts (built inside a traced program)."""
 
+    parts: tuple[Explorer, ...]
+    which: jax.Array
+
     def __init__(self, parts, which):
         object.__setattr__(self, "parts", parts)
         object.__setattr__(self, "which", which)

@@ -176,6 +176,7 @@ def _equal(planes: list[jax.Array], n: int) -> jax.Array:
     for i, p in enumerate(planes):
         term = p if (n >> i) & 1 else ~p
         out = term if out is None else out & term
+    assert out is not None  # `_count` gives at least one plane
     return out
 
 

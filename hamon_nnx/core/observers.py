@@ -141,7 +141,7 @@ def _exact_column_sums(x: jax.Array, square: bool) -> jax.Array:
 class MomentsState(NamedTuple):
     """Exact sums of x_i and x_i**2 and the number of draws."""
 
-    count: ExactSum
+    count: ExactSum  # pyright: ignore[reportIncompatibleMethodOverride]
     sum: ExactSum
     sum_squares: ExactSum
 
@@ -199,7 +199,7 @@ class Moments:
 class CorrelationsState(NamedTuple):
     """Exact sums of x_i, x_i**2, x_i x_j (all pairs, or the listed ones) and the count."""
 
-    count: ExactSum
+    count: ExactSum  # pyright: ignore[reportIncompatibleMethodOverride]
     sum: ExactSum
     sum_squares: ExactSum
     sum_products: ExactSum  # (n, n), or (P,) for listed pairs
@@ -310,7 +310,7 @@ class Correlations:
 class MeanState(NamedTuple):
     """Compensated float32 sums of f(x) and f(x)**2 and the exact count."""
 
-    count: ExactSum
+    count: ExactSum  # pyright: ignore[reportIncompatibleMethodOverride]
     sum: KahanSum
     sum_squares: KahanSum
 

@@ -165,7 +165,7 @@ def ladder_round(
     state: NRPTState,
     model,
     *,
-    n_explore: int,
+    n_explore: int | jax.Array,
     clamp: gibbs.Clamp | None = None,
     reference=None,
     explorer: explorers_lib.Explorer = explorers_lib.GIBBS,
@@ -193,7 +193,7 @@ def round_kernel(
     state: NRPTState,
     model,
     *,
-    n_explore: int,
+    n_explore: int | jax.Array,
     clamp: gibbs.Clamp | None = None,
     reference=None,
     explorer: explorers_lib.Explorer = explorers_lib.GIBBS,
@@ -255,13 +255,13 @@ def run(
     state: NRPTState,
     model,
     *,
-    n_rounds: jax.Array,
+    n_rounds: int | jax.Array,
     capacity: int,
-    n_explore: jax.Array,
+    n_explore: int | jax.Array,
     clamp: gibbs.Clamp | None = None,
     reference=None,
-    thin: jax.Array = 1,
-    phase: jax.Array = 0,
+    thin: int | jax.Array = 1,
+    phase: int | jax.Array = 0,
     record: bool = True,
     observers: dict | None = None,
     observed: dict | None = None,
@@ -299,8 +299,10 @@ def run(
 
     def keep(buffers: RunInfo, cold: jax.Array, slot: jax.Array) -> RunInfo:
         if record:
+            assert buffers.cold is not None  # the buffer exists when recording
             buffers = buffers._replace(cold=buffers.cold.at[:, slot].set(cold))
         if observers:
+            assert buffers.observed is not None  # observers come with their states
             x = model.to_natural(cold)
             states = {k: obs.update(buffers.observed[k], x, model) for k, obs in observers.items()}
             buffers = buffers._replace(observed=states)

@@ -30,7 +30,8 @@ import dataclasses
 import functools
 import math
 import time
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Literal, NamedTuple, cast, overload
 
 import jax
 import jax.numpy as jnp
@@ -40,6 +41,11 @@ from jax import lax
 from ..core import compilation, gibbs
 from ..models.potts import DensePotts
 from .alignment import connected_correlations, one_hot_statistics
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+    from .alignment import Alignment
 
 
 class Statistics(NamedTuple):
@@ -140,7 +146,11 @@ class BMDCAFit:
         return self.history["pearson"][-1] if self.history["pearson"] else math.nan
 
 
-def _check(name, value, low, high=math.inf, integer=False):
+@overload
+def _check(name, value, low, high=..., *, integer: Literal[True]) -> int: ...
+@overload
+def _check(name, value, low, high=..., integer: Literal[False] = ...) -> float: ...
+def _check(name, value, low, high=math.inf, integer=False) -> int | float:
     bad = isinstance(value, bool) or not isinstance(value, (int, float, np.number))
     if bad or (integer and int(value) != value) or not (low <= value < high):
         kind = "an integer" if integer else "a number"
@@ -163,7 +173,7 @@ def _check_statistics(data) -> Statistics:
 
 
 def fit(
-    data,
+    data: Alignment | tuple[ArrayLike, ArrayLike],
     key: jax.Array,
     *,
     n_chains: int = 2000,
@@ -176,7 +186,7 @@ def fit(
     steps_per_call: int = 10,
     state: BMDCAState | None = None,
     progress: bool = True,
-    callback=None,
+    callback: Callable[[BMDCAFit], bool | None] | None = None,
 ) -> BMDCAFit:
     """Fit a dense Potts model to an alignment's frequencies by bmDCA.
 
@@ -220,7 +230,7 @@ def fit(
         True
     """
     if hasattr(data, "frequencies"):
-        data = data.frequencies()
+        data = cast("Alignment", data).frequencies()
     data = _check_statistics(data)
     n_chains = _check("n_chains", n_chains, 2, integer=True)
     n_sweeps = _check("n_sweeps", n_sweeps, 1, integer=True)
@@ -242,10 +252,10 @@ def fit(
         while done < max_steps and pearson_now < target:
             n = min(chunk, max_steps - done)
             with compilation.counting() as spent:
-                state, trace, ran = _run_steps(
+                state, trace, ran = cast("tuple[BMDCAState, jax.Array, jax.Array]", _run_steps(
                     state, data, sweep_key, learning_rate, l2, target, jnp.int32(n),
                     n_sweeps=n_sweeps, capacity=chunk,
-                )  # fmt: skip
+                ))  # fmt: skip
                 trace, ran = jax.device_get((trace, ran))
             compiled += spent.seconds
             ran = int(ran)

@@ -21,12 +21,16 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
+
+if TYPE_CHECKING:
+    from ..models.potts import DensePotts
 
 
 def add_parser(sub, common) -> None:
     """Register `dca` and its subcommands on the main parser's subparsers."""
     dca = sub.add_parser("dca", help="protein/RNA families: bmDCA, contacts, energies, DMS",
-                         description=__doc__.split("\n")[0])  # fmt: skip
+                         description=cast(str, __doc__).split("\n")[0])  # fmt: skip
     commands = dca.add_subparsers(dest="dca_command", required=True, parser_class=type(dca))
 
     train = commands.add_parser("train", help="fit a dense Potts model to an alignment (bmDCA)")
@@ -78,7 +82,7 @@ def add_parser(sub, common) -> None:
     sample.set_defaults(func=_sample)
 
 
-def _load(path: str):
+def _load(path: str | Path) -> tuple[DensePotts, str]:
     """(model, alphabet) from a `dca train` directory, an adabmDCA params file or a
     zoo name (`potts-rf00379`)."""
     from . import adabmdca
@@ -87,7 +91,9 @@ def _load(path: str):
         from .. import zoo
 
         if path in zoo.names():
-            return zoo.load(path), zoo.info(path)["data"]["alphabet"]
+            # a DCA zoo entry: a dense Potts model with an alphabet
+            name = cast(str, path)  # equal to a zoo name, so a str
+            return cast("DensePotts", zoo.load(name)), zoo.info(name)["data"]["alphabet"]
     path = Path(path)
     if path.is_dir():
         summary = json.loads((path / "summary.json").read_text())

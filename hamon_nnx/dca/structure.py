@@ -23,7 +23,7 @@ def _bio():
 
 
 def _parse(pdb_path):
-    from Bio.PDB import MMCIFParser, PDBParser
+    from Bio.PDB import MMCIFParser, PDBParser  # pyright: ignore[reportPrivateImportUsage]
 
     name = os.fspath(pdb_path).lower()
     parser = MMCIFParser(QUIET=True) if name.endswith((".cif", ".mmcif")) else PDBParser(QUIET=True)

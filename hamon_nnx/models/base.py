@@ -20,6 +20,7 @@ Public methods and their order conventions:
 from __future__ import annotations
 
 import warnings
+from typing import TYPE_CHECKING
 
 import jax
 import jax.numpy as jnp
@@ -29,6 +30,9 @@ from flax import nnx
 from ..core.layout import BINARY, CATEGORICAL, KINDS, SPIN, Block, check_states, kind_values
 from . import custom
 from .structure import Structure
+
+if TYPE_CHECKING:
+    import jax.core  # the Tracer class checked below
 
 __all__ = [
     "BINARY",
@@ -316,7 +320,7 @@ def model_from_config(config: dict) -> EnergyModel:
         raise ValueError(f"the {name} config lacks the key {err.args[0]!r}") from err
 
 
-def check_finite(name: str, value) -> np.ndarray:
+def check_finite(name: str, value) -> np.ndarray | jax.core.Tracer:
     """Return `value` as a float32 numpy array, or raise if it holds NaN/inf."""
     arr = np.asarray(value, dtype=np.float32) if not isinstance(value, jax.core.Tracer) else value
     if isinstance(arr, np.ndarray) and not np.all(np.isfinite(arr)):

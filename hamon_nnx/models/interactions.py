@@ -11,6 +11,8 @@ variable means the energy is not multilinear, and is refused.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -18,6 +20,9 @@ from flax import nnx
 
 from ..core.layout import SPIN
 from .variables import _group_offsets, describe_variable
+
+if TYPE_CHECKING:
+    import jax.core  # the Tracer class checked below
 
 MAX_DETECTION_COORDINATES = 4096
 """Largest relaxed dimension (spins + binary units + q per categorical) for

@@ -15,19 +15,25 @@ Three layouts behind one class:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 from jax import lax
+from numpy.typing import ArrayLike
 
 from ..core import graph, multispin
 from ..core.clusters import Bonds
 from .base import SPIN, Block, EnergyModel, GraphLayout, check_finite
 from .dense import grouped_sweep
 
+if TYPE_CHECKING:
+    import jax.core  # the Tracer class check_finite may return
 
-def _scalar_or_array(name: str, value, shape: tuple[int, ...]) -> np.ndarray:
+
+def _scalar_or_array(name: str, value, shape: tuple[int, ...]) -> np.ndarray | jax.core.Tracer:
     arr = check_finite(name, 0.0 if value is None else value)
     if arr.ndim != 0 and arr.shape != shape:
         raise ValueError(f"{name} must be a scalar or have shape {shape}, got {arr.shape}")
@@ -73,7 +79,9 @@ class IsingModel(EnergyModel):
         return SparseIsing(int(np.prod(shape)), edges, couplings, fields, colours=colours)
 
     @staticmethod
-    def from_edges(n: int, edges, couplings=1.0, fields=0.0) -> IsingModel:
+    def from_edges(
+        n: int, edges: ArrayLike, couplings: ArrayLike = 1.0, fields: ArrayLike = 0.0
+    ) -> IsingModel:
         """Any sparse graph: `edges` (E, 2), couplings (E,) or scalar, fields (n,) or scalar."""
         edges = graph.validate_edges(n, edges)
         couplings = _scalar_or_array("couplings", couplings, (len(edges),))

@@ -10,10 +10,15 @@ energy applies it.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import jax
 import jax.numpy as jnp
 from jax.extend import source_info_util
 from jax.extend.core import Literal
+
+if TYPE_CHECKING:
+    from jax.extend.core import JaxprEqn
 
 
 def _check_energy_signature(model) -> None:
@@ -63,7 +68,7 @@ _INDEX_PRIMITIVES = frozenset(
 )
 
 
-def _discrete_use(jaxpr, dependent: set) -> object | None:
+def _discrete_use(jaxpr, dependent: set) -> JaxprEqn | None:
     """The first equation that compares, casts to integers or indexes with the state."""
     for eqn in jaxpr.eqns:
         uses = [not isinstance(v, Literal) and v in dependent for v in eqn.invars]

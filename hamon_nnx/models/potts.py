@@ -7,19 +7,27 @@ For an edge (i, j) given as [i, j], the matrix is indexed [s_i, s_j].
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 from jax import lax
+from numpy.typing import ArrayLike
 
 from ..core import graph
 from ..core.clusters import Bonds
 from .base import CATEGORICAL, Block, EnergyModel, GraphLayout, check_finite
 from .dense import grouped_sweep
 
+if TYPE_CHECKING:
+    import jax.core  # the Tracer class checked below
 
-def _coupling_array(couplings, n_edges: int, q: int, shared_ok: bool) -> np.ndarray:
+
+def _coupling_array(
+    couplings, n_edges: int, q: int, shared_ok: bool
+) -> np.ndarray | jax.core.Tracer:
     arr = check_finite("couplings", couplings)
     allowed = [(), (n_edges,), (n_edges, q, q)] + ([(q, q)] if shared_ok else [])
     if arr.shape not in allowed:
@@ -106,7 +114,14 @@ class PottsModel(GraphLayout, EnergyModel):
         return int(q)
 
     @classmethod
-    def from_edges(cls, n: int, q: int, edges, couplings=1.0, fields=None) -> PottsModel:
+    def from_edges(
+        cls,
+        n: int,
+        q: int,
+        edges: ArrayLike,
+        couplings: ArrayLike = 1.0,
+        fields: ArrayLike | None = None,
+    ) -> PottsModel:
         """Any sparse graph.
 
         Args:

@@ -11,7 +11,8 @@ categorical variables), and a variable named by group and index
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from collections.abc import Iterable
+from typing import Any, NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
@@ -45,7 +46,8 @@ def _shape(shape) -> tuple[int, ...]:
     if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
         shape = (int(shape),)
     try:
-        shape = tuple(int(s) for s in shape)
+        # any other value is tried as an iterable of ints (TypeError caught below)
+        shape = tuple(int(s) for s in cast(Iterable[Any], shape))
     except (TypeError, ValueError):
         raise ValueError(
             f"a variable group's shape must be an int or a tuple of ints, got {shape!r}"

@@ -201,6 +201,7 @@ class NRPTNegative(_Settings):
             capacity=self.n_rounds,
             n_explore=self.n_explore,
         )
+        assert info.cold is not None  # run records the beta = 1 states by default
         cold = info.cold.reshape(self.n_ladders * self.n_rounds, -1)
         return visible(model, model.to_natural(cold)), NRPTNegativeState(pt)
 

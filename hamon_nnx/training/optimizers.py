@@ -138,15 +138,15 @@ def learning_rate_schedule(
     if schedule == "constant" and warmup == 0:
         return lr
     if schedule == "warmup_cosine":
-        return optax.warmup_cosine_decay_schedule(0.0, lr, warmup, total, end_value=lr * end)
+        return optax.warmup_cosine_decay_schedule(0.0, lr, warmup, total, end_value=lr * end)  # pyright: ignore[reportPossiblyUnboundVariable]
     if schedule == "constant":
         decay = optax.constant_schedule(lr)
     elif schedule == "cosine":
-        decay = optax.cosine_decay_schedule(lr, total - warmup, alpha=end)
+        decay = optax.cosine_decay_schedule(lr, total - warmup, alpha=end)  # pyright: ignore[reportPossiblyUnboundVariable]
     elif schedule == "linear":
-        decay = optax.linear_schedule(lr, lr * end, total - warmup)
+        decay = optax.linear_schedule(lr, lr * end, total - warmup)  # pyright: ignore[reportPossiblyUnboundVariable]
     else:
-        decay = optax.exponential_decay(lr, total - warmup, end, end_value=lr * end)
+        decay = optax.exponential_decay(lr, total - warmup, end, end_value=lr * end)  # pyright: ignore[reportPossiblyUnboundVariable]
     if warmup == 0:
         return decay
     return optax.join_schedules([optax.linear_schedule(0.0, lr, warmup), decay], [warmup])

@@ -71,7 +71,7 @@ class TrajectoryState(NamedTuple):
     banked: jax.Array
     banked_c: jax.Array
     banked_var: jax.Array
-    base: np.ndarray
+    base: np.ndarray | np.float64
     n_updates: jax.Array
     n_resamples: jax.Array
     min_ess: jax.Array
