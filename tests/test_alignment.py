@@ -287,11 +287,20 @@ def test_bad_files(tmp_path, text, match):
         ({"pseudocount": 1.0}, r"pseudocount must be in \[0, 1\)"),
         ({"pseudocount": -0.5}, r"pseudocount must be in \[0, 1\)"),
         ({"max_gap_fraction": 1.5}, "max_gap_fraction"),
+        ({"unknown": "drop"}, "unknown must be 'gap' or 'error'"),
     ],
 )
 def test_bad_arguments(tmp_path, kwargs, match):
     with pytest.raises(ValueError, match=match):
         msa(_write(tmp_path, FASTA), **{"alphabet": "rna", **kwargs})
+
+
+def test_unknown_letters_can_be_an_error(tmp_path):
+    path = _write(tmp_path, ">a\nAC-GU\n>b\nACNGU\n>c\nAXAGU\n")
+    assert msa(path, alphabet="rna").report["unknown_as_gap"] == {"N": 1, "X": 1}
+    with pytest.raises(ValueError, match=r"letter 'N' in sequence 'b', column 2, is not in the "
+                       r"alphabet \(2 unknown letters in all: NX\)"):  # fmt: skip
+        msa(path, alphabet="rna", unknown="error")
 
 
 # -- a real family ------------------------------------------------------------

@@ -246,6 +246,17 @@ def _encode(seqs: list[str], alphabet: str):
     return states[codes], report
 
 
+def _raise_unknown(path, names, seqs, letters: set) -> None:
+    for name, seq in zip(names, seqs, strict=True):
+        for column, c in enumerate(seq):
+            if c in letters or c.upper() in letters or not c.isascii():
+                raise ValueError(
+                    f"{path}: letter {c!r} in sequence {name!r}, column {column}, is not in the "
+                    f"alphabet ({len(letters)} unknown letters in all: "
+                    f"{''.join(sorted(letters))}); pass unknown='gap' to read them as gaps"
+                )
+
+
 # -- Weights ------------------------------------------------------------------
 def _min_matches(theta: float, L: int) -> int:
     """Fewest equal positions for identity > 1 - theta, at most L."""
@@ -488,6 +499,7 @@ def msa(
     pseudocount: float | None = None,
     dedupe: bool = True,
     max_gap_fraction: float | None = None,
+    unknown: str = "gap",
 ) -> Alignment:
     """Read an aligned FASTA or Stockholm file into a weighted `Alignment`.
 
@@ -515,6 +527,9 @@ def msa(
         dedupe: drop duplicated sequences.
         max_gap_fraction: if given, drop sequences with a larger fraction of
             gaps (unknown letters included), in [0, 1].
+        unknown: "gap" reads a letter outside the alphabet as a gap and counts
+            it in ``report["unknown_as_gap"]``; "error" raises, naming the
+            first such letter, its sequence and column.
 
     Returns:
         The `Alignment`.
@@ -524,7 +539,8 @@ def msa(
             FASTA nor Stockholm, ragged rows (naming the first offending
             sequence, its line and both lengths) or A3M inserts, an unknown
             alphabet name or a bad custom alphabet, theta or pseudocount
-            outside [0, 1), or no sequence left after filtering.
+            outside [0, 1), no sequence left after filtering, or (with
+            ``unknown="error"``) a letter outside the alphabet.
 
     Example:
         >>> import pathlib, tempfile
@@ -547,10 +563,14 @@ def msa(
         pseudocount = _check_pseudocount(pseudocount)
     if max_gap_fraction is not None and not 0.0 <= float(max_gap_fraction) <= 1.0:
         raise ValueError(f"max_gap_fraction must be in [0, 1], got {max_gap_fraction}")
+    if unknown not in ("gap", "error"):
+        raise ValueError(f"unknown must be 'gap' or 'error', got {unknown!r}")
     path = Path(path)
     fmt, compressed, names, seqs, where = _read_records(path)
     _check_rectangular(path, names, seqs, where)
     x, counts = _encode(seqs, alphabet)
+    if unknown == "error" and counts["unknown_as_gap"]:
+        _raise_unknown(path, names, seqs, set(counts["unknown_as_gap"]))
     report = {"path": str(path), "format": fmt, "gzip": compressed, "n_read": len(seqs)}
     report["length"] = x.shape[1]
     report.update(counts)

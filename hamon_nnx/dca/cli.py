@@ -48,6 +48,8 @@ def add_parser(sub, common) -> None:
     train.add_argument("--max-seconds", type=float, help="wall-clock budget (none)")
     train.add_argument("--theta", type=float, help="weights: identity 1 - theta (0.2)")
     train.add_argument("--pseudocount", type=float, help="default 1 / Meff")
+    train.add_argument("--unknown", choices=("gap", "error"),
+                       help="letters outside the alphabet: read as gaps (default) or an error")  # fmt: skip
     train.add_argument("--seed", type=int, help="PRNG seed (0)")
     train.add_argument("-o", "--out", required=True, help="output directory")
     train.add_argument("--publish", metavar="NAME", help="copy the model into the package's "
@@ -140,7 +142,7 @@ def train_config(args) -> dict:
 TRAIN_DEFAULTS = {
     "alignment": None, "family": None, "alphabet": None, "chains": 2000, "sweeps": 10,
     "lr": 0.01, "l2": 0.0, "target": 0.95, "max_steps": 100_000, "max_seconds": None,
-    "theta": 0.2, "pseudocount": None, "seed": 0,
+    "theta": 0.2, "pseudocount": None, "unknown": "gap", "seed": 0,
 }  # fmt: skip
 
 
@@ -173,7 +175,8 @@ def _train(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    aln = msa(c["alignment"], c["alphabet"], theta=c["theta"], pseudocount=c["pseudocount"])
+    aln = msa(c["alignment"], c["alphabet"], theta=c["theta"], pseudocount=c["pseudocount"],
+              unknown=c["unknown"])  # fmt: skip
     print(f"{aln.n_sequences} sequences, L = {aln.L}, q = {aln.q}, Meff = {aln.meff:.1f}")
     run = bmdca.fit(
         aln, jax.random.key(c["seed"]), n_chains=c["chains"], n_sweeps=c["sweeps"],
