@@ -67,6 +67,8 @@ def test_same_bits_on_any_number_of_processes_and_devices(results, area, layout)
     assert names and sorted(names) == sorted(k for k in got if k.startswith(area))
     for name in names:
         assert ref[name].dtype == got[name].dtype, name
+        if name.endswith(".sum") and name[: -len(".sum")] + ".compensation" in ref:
+            continue  # a compensated float sum: its total is compared below
         if name.endswith(".compensation"):
             # hn.observe's float sums: the chain-axis reduction follows the mesh, so
             # the compensated total agrees to float32 rounding (integer sums: exactly)
