@@ -144,3 +144,35 @@ def test_launcher_forwards_the_first_failure(capsys):
         launch.launch([], 2)
     with pytest.raises(ValueError, match="-n must be >= 1"):
         launch.launch(ok, 0)
+
+
+def test_initialize_reads_the_launcher_variables_or_leaves_detection_to_jax(monkeypatch):
+    import jax
+
+    from hamon_nnx.core import distributed
+
+    calls = []
+    monkeypatch.setattr(jax.distributed, "is_initialized", lambda: False)
+    monkeypatch.setattr(jax.distributed, "initialize", lambda **kw: calls.append(kw))
+    monkeypatch.setattr(jax.config, "update", lambda *a: calls.append(a))
+    for name in ("COORDINATOR", "NUM_PROCESSES", "PROCESS_ID", "LOCAL_DEVICES"):
+        monkeypatch.delenv(f"HAMON_NNX_{name}", raising=False)
+    distributed.initialize()  # SLURM, Open MPI, ...: JAX's cluster detection
+    assert calls[-1]["coordinator_address"] is None and calls[-1]["num_processes"] is None
+    assert ("jax_cpu_collectives_implementation", "gloo") in calls
+    monkeypatch.setenv("HAMON_NNX_COORDINATOR", "10.0.0.1:1234")
+    monkeypatch.setenv("HAMON_NNX_NUM_PROCESSES", "4")
+    monkeypatch.setenv("HAMON_NNX_PROCESS_ID", "3")
+    monkeypatch.setenv("HAMON_NNX_LOCAL_DEVICES", "2")
+    distributed.initialize(heartbeat_timeout_s=7)
+    kw = calls[-1]
+    assert (kw["coordinator_address"], kw["num_processes"], kw["process_id"]) == (
+        "10.0.0.1:1234", 4, 3)  # fmt: skip
+    assert kw["heartbeat_timeout_seconds"] == 7 and ("jax_num_cpu_devices", 2) in calls
+    distributed.initialize("host:1", 2, 1)  # arguments win over the variables
+    assert calls[-1]["coordinator_address"] == "host:1" and calls[-1]["process_id"] == 1
+    with pytest.raises(ValueError, match="process_id 5 is outside 0..3"):
+        distributed.initialize(process_id=5)
+    monkeypatch.setenv("HAMON_NNX_NUM_PROCESSES", "two")
+    with pytest.raises(ValueError, match="HAMON_NNX_NUM_PROCESSES must be an integer"):
+        distributed.initialize()
