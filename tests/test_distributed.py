@@ -117,7 +117,7 @@ def test_a_dead_process_stops_the_others_within_60_s(tmp_path):
     assert seconds < 60 + 30, f"{seconds:.0f} s (including start-up)"
 
 
-def test_cli_sample_and_train_under_the_launcher(tmp_path):
+def test_cli_sample_under_the_launcher(tmp_path):
     sample = [sys.executable, "-m", "hamon_nnx", "sample", "ising-2d", "--set", "size=8", "--set", "beta=0.4", "-n",
               "20", "--max-rounds", "32", "--no-progress"]  # fmt: skip
     for processes, devices in ((1, 1), (2, 2)):
