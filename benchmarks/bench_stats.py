@@ -6,8 +6,12 @@ numbers are comparable.
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import platform
 import subprocess
+from pathlib import Path
 
 import numpy as np
 
@@ -22,6 +26,32 @@ def cpu_model() -> str | None:
         if line.startswith("Model name:"):
             return line.split(":", 1)[1].strip()
     return None
+
+
+def machine() -> dict:
+    """The processor, its core count (`lscpu`'s "CPU(s)"), the platform and the load at start."""
+    cores = None
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+        for line in out.splitlines():
+            if line.startswith("CPU(s):"):
+                cores = int(line.split(":", 1)[1])
+    except (OSError, subprocess.CalledProcessError, ValueError):
+        pass
+    return {
+        "cpu_model": cpu_model() or platform.processor() or platform.machine(),
+        "cores": cores or os.cpu_count(),
+        "platform": platform.platform(),
+        "loadavg_start": list(os.getloadavg()),
+    }
+
+
+def emit(doc: dict, out: str | None = None) -> None:
+    """Print a benchmark's one JSON document, and write it to `out` if given."""
+    text = json.dumps(doc, indent=1)
+    print(text)
+    if out:
+        Path(out).write_text(text + "\n")
 
 
 def ess_geyer(x) -> dict:

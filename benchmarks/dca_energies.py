@@ -23,7 +23,6 @@ rounding scale (float32 epsilon times the sum of the absolute terms).
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import dca as dca_bench  # noqa: E402
+from bench_stats import emit, machine  # noqa: E402
 
 # Runs in adabmDCA's venv: its energies of the sequences in its own output
 # file, through its API, in float32 and float64.
@@ -159,7 +159,7 @@ def main(argv=None) -> int:
 
     doc = {
         "benchmark": "dca_energies",
-        "machine": dca_bench.machine(),
+        "machine": machine(),
         "versions": {"hamon_nnx": hn.__version__, "jax": jax.__version__},
         "families": {},
     }
@@ -168,10 +168,7 @@ def main(argv=None) -> int:
         for family in args.families:
             (root / family).mkdir(parents=True, exist_ok=True)
             doc["families"][family] = one_family(args, family, root / family)
-    text = json.dumps(doc, indent=1)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
+    emit(doc, args.out)
     return 0
 
 

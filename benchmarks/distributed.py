@@ -34,7 +34,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
-from bench_stats import cpu_model  # noqa: E402
+from bench_stats import cpu_model, emit  # noqa: E402
 
 COLLECTIVE = re.compile(
     r"=\s*(?P<shape>\(?[a-z0-9]+\[[0-9,]*\][^ ]*)\s+(?P<op>all-gather|all-reduce|"
@@ -182,10 +182,7 @@ def main(argv=None) -> int:
             ref["nrpt_draws_sum"], ref["nrpt_log_z"], ref["train_params_sum"])  # fmt: skip
         r["nrpt_round_vs_1x1"] = r["nrpt_seconds_per_round"] / ref["nrpt_seconds_per_round"]
         r["train_step_vs_1x1"] = r["train_seconds_per_step"] / ref["train_seconds_per_step"]
-    text = json.dumps(doc, indent=1)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
+    emit(doc, args.out)
     return 0
 
 
