@@ -78,8 +78,13 @@ def train(mesh, epochs=4, **kwargs) -> dict:
 
 
 def checkpoint_first_half(mesh) -> dict:
-    """Steps 1-10, checkpointed to $CHECKPOINT_DIR."""
-    return train(mesh, 2, checkpoint_dir=os.environ["CHECKPOINT_DIR"], checkpoint_every=5)
+    """Steps 1-10, checkpointed to $CHECKPOINT_DIR; the model then `hn.save`d to $MODEL_DIR."""
+    out = train(mesh, 2, checkpoint_dir=os.environ["CHECKPOINT_DIR"], checkpoint_every=5)
+    if "MODEL_DIR" in os.environ:  # every process calls it; process 0 writes
+        rbm = hn.RBM(12, 6, rngs=nnx.Rngs(0))
+        nnx.update(rbm, out["params"])
+        hn.save(rbm, os.environ["MODEL_DIR"])
+    return out
 
 
 def checkpoint_resumed(mesh) -> dict:

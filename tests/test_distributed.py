@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import hamon_nnx as hn
 from hamon_nnx import launch
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,9 +86,12 @@ def test_the_tuned_plan_does_not_depend_on_the_device_count(results):
 
 
 def test_checkpoint_of_two_processes_resumes_in_one(results, tmp_path):
-    env = {"CHECKPOINT_DIR": str(tmp_path / "checkpoints")}
-    _worker(tmp_path / "first.npz", "checkpoint_first_half", processes=2, devices=2, **env)
+    env = {"CHECKPOINT_DIR": str(tmp_path / "checkpoints"), "MODEL_DIR": str(tmp_path / "model")}
+    first = _worker(tmp_path / "first.npz", "checkpoint_first_half", processes=2, devices=2, **env)
     assert sorted(os.listdir(tmp_path / "checkpoints")) == ["10", "5"]
+    # hn.save from 2 processes: one checkpoint, written once, that loads in this process
+    saved = hn.load(tmp_path / "model")
+    np.testing.assert_array_equal(saved.W[...], first["checkpoint_first_half['params']['W'].value"])
     resumed = _worker(tmp_path / "resumed.npz", "checkpoint_resumed", **env)
     for name, value in resumed.items():
         straight = results["1x1"][name.replace("checkpoint_resumed", "train")]
